@@ -1,0 +1,206 @@
+"""DCE-Net: the curve-estimation CNN of Zero-DCE and Zero-DCE++ (flax.linen).
+
+Layout: images NHWC float in [0, 1]; the network returns
+``(enhanced, maps)`` where ``maps`` are the curve parameters in the *paper's*
+sign (``a``, see ``zerodce_jax.curves``), ``[B, H, W, 3 * iterations]`` for
+Zero-DCE and ``[B, H, W, 3]`` (one map shared by every iteration) for
+Zero-DCE++.
+
+The parameter tree is a file format (checkpoints and the official-weight
+converter depend on it): layers are named ``conv1`` .. ``conv{depth}``; a
+separable layer holds ``depthwise`` (3x3, one filter per channel) and
+``pointwise`` (1x1) sub-layers. Kernels are HWIO.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from zerodce_jax import curves
+from zerodce_jax import resize
+
+__all__ = [
+    "DCENet", "SeparableConv", "ZeroDCE", "ZeroDCEpp", "ARCHITECTURES", "make_model",
+    "count_params", "skip_sources",
+]
+
+
+def torch_default_bias_init(fan_in: int) -> Callable[..., jax.Array]:
+  """PyTorch's default conv bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def skip_sources(depth: int) -> list[tuple[int, ...]]:
+  """Which earlier activations feed each layer of the symmetric-skip net.
+
+  Returns a list, one entry per layer (1-based layer ``k`` at index ``k-1``),
+  of the 1-based activation indices concatenated (channel axis) to form its
+  input; ``0`` is the input image. For depth 7:
+  ``[(0,), (1,), (2,), (3,), (3, 4), (2, 5), (1, 6)]``, i.e. x5 = conv5(cat(x3,
+  x4)), x6 = conv6(cat(x2, x5)), out = conv7(cat(x1, x6)).
+  """
+  if depth < 3 or depth % 2 == 0:
+    raise ValueError(f"depth must be odd and >= 3, got {depth}")
+  half = depth // 2
+  sources = [(k - 1,) for k in range(1, half + 2)]
+  for k in range(half + 2, depth + 1):
+    sources.append((depth + 1 - k, k - 1))
+  return sources
+
+
+def _bias_init(kind: str, fan_in: int) -> Callable[..., jax.Array]:
+  if kind == "zeros":
+    return nn.initializers.zeros
+  if kind == "torch":
+    return torch_default_bias_init(fan_in)
+  raise ValueError(f"bias_init must be 'zeros' or 'torch', got {kind!r}")
+
+
+class SeparableConv(nn.Module):
+  """3x3 depthwise conv then 1x1 pointwise conv, both with bias (Zero-DCE++)."""
+  features: int
+  bias_init: str = "zeros"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    cin = x.shape[-1]
+    x = nn.Conv(cin, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=cin,
+                kernel_init=nn.initializers.normal(stddev=0.02),
+                bias_init=_bias_init(self.bias_init, 9), dtype=self.dtype,
+                name="depthwise")(x)
+    return nn.Conv(self.features, (1, 1), padding="VALID",
+                   kernel_init=nn.initializers.normal(stddev=0.02),
+                   bias_init=_bias_init(self.bias_init, cin), dtype=self.dtype,
+                   name="pointwise")(x)
+
+
+class DCENet(nn.Module):
+  """Deep Curve Estimation network with symmetric skip concatenations.
+
+  Attributes:
+    depth: number of conv layers (odd, >= 3); 7 in the paper.
+    width: filters per hidden layer; 32 in the paper.
+    iterations: LE-curve iterations; 8 in the paper.
+    separable: depthwise-separable convs and one shared curve map
+      (Zero-DCE++) instead of plain convs and one map per iteration.
+    scale_factor: Zero-DCE++ only: estimate the curve map on the input
+      down-scaled by this factor (bilinear, PyTorch ``align_corners=False``)
+      and up-scale the map back to the input's size (bilinear,
+      ``align_corners=True``, as ``nn.UpsamplingBilinear2d``). 1 disables it.
+      When H and W are multiples of the factor this is exactly the official
+      code; otherwise the map is up-scaled to the input's own size.
+    bias_init: ``"zeros"`` (paper: constant biases) or ``"torch"`` (PyTorch's
+      default uniform init, which the official script keeps).
+    dtype: computation dtype (e.g. ``jnp.bfloat16``); params stay float32.
+    return_intermediate: iterations whose images are also returned (the
+      official Zero-DCE returns the 4th).
+  """
+  depth: int = 7
+  width: int = 32
+  iterations: int = 8
+  separable: bool = False
+  scale_factor: int = 1
+  bias_init: str = "zeros"
+  dtype: Any = jnp.float32
+  return_intermediate: Sequence[int] = ()
+
+  @property
+  def map_channels(self) -> int:
+    """Channels of the curve-map output: 3 (shared) or 3 per iteration."""
+    return 3 if self.separable else 3 * self.iterations
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> tuple[jax.Array, ...]:
+    """Enhances a batch.
+
+    Args:
+      image: ``[B, H, W, 3]`` float in [0, 1].
+
+    Returns:
+      ``(enhanced, maps)``, or ``(enhanced, maps, {n: LE_n})`` when
+      ``return_intermediate`` is set. ``enhanced`` has ``image``'s shape and
+      dtype, in [0, 1]; ``maps`` is float32-or-``dtype`` in [-1, 1], paper sign.
+    """
+    if image.ndim != 4 or image.shape[-1] != 3:
+      raise ValueError(f"expected a [B, H, W, 3] image batch, got shape "
+                       f"{image.shape}")
+    _, h, w, _ = image.shape
+    s = self.scale_factor
+    x = image.astype(self.dtype)
+    if s != 1:
+      if not self.separable:
+        raise ValueError("scale_factor applies to Zero-DCE++ (separable) only")
+      hd = resize.torch_downscaled_size(h, s)
+      wd = resize.torch_downscaled_size(w, s)
+      if hd < 1 or wd < 1:
+        raise ValueError(f"image {h}x{w} is smaller than scale factor {s}")
+      x = resize.resize_bilinear(x, hd, wd, align_corners=False,
+                                 scale=(1.0 / (1.0 / s),) * 2)
+    acts = [x]
+    sources = skip_sources(self.depth)
+    for k, src in enumerate(sources, start=1):
+      inp = jnp.concatenate([acts[i] for i in src], axis=-1)
+      last = k == self.depth
+      features = self.map_channels if last else self.width
+      if self.separable:
+        y = SeparableConv(features, bias_init=self.bias_init, dtype=self.dtype,
+                          name=f"conv{k}")(inp)
+      else:
+        y = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)),
+                    kernel_init=nn.initializers.normal(stddev=0.02),
+                    bias_init=_bias_init(self.bias_init, inp.shape[-1] * 9),
+                    dtype=self.dtype, name=f"conv{k}")(inp)
+      acts.append(jnp.tanh(y) if last else nn.relu(y))
+    maps = acts[-1]
+    if s != 1:
+      maps = resize.resize_bilinear(maps, h, w, align_corners=True)
+    out = curves.apply_curves(
+        image.astype(self.dtype), maps, iterations=self.iterations,
+        return_intermediate=tuple(self.return_intermediate) or False)
+    if self.return_intermediate:
+      enhanced, inter = out
+      return enhanced, maps, inter
+    return out, maps
+
+
+ZeroDCE = functools.partial(DCENet, depth=7, width=32, iterations=8,
+                            separable=False)
+ZeroDCEpp = functools.partial(DCENet, depth=7, width=32, iterations=8,
+                              separable=True)
+
+# Named architectures: name -> DCENet settings. "zerodce" and "zerodce++" are
+# the official networks; the rest are the paper's ablations (layers-filters-
+# iterations, Table / Fig. of the CVPR paper).
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "zerodce": dict(depth=7, width=32, iterations=8, separable=False),
+    "zerodce++": dict(depth=7, width=32, iterations=8, separable=True),
+    "3-32-8": dict(depth=3, width=32, iterations=8, separable=False),
+    "7-16-8": dict(depth=7, width=16, iterations=8, separable=False),
+    "7-32-1": dict(depth=7, width=32, iterations=1, separable=False),
+    "7-32-16": dict(depth=7, width=32, iterations=16, separable=False),
+}
+
+
+def make_model(arch: str = "zerodce", **overrides: Any) -> DCENet:
+  """Builds a ``DCENet`` from a named architecture plus keyword overrides."""
+  if arch not in ARCHITECTURES:
+    raise ValueError(f"unknown architecture {arch!r}; known: "
+                     f"{', '.join(ARCHITECTURES)}")
+  return DCENet(**{**ARCHITECTURES[arch], **overrides})
+
+
+def count_params(params: Any) -> int:
+  """Total number of scalars in a parameter pytree."""
+  return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
