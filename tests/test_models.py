@@ -1,0 +1,120 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zerodce_jax import models
+
+EXPECTED_PARAMS = {
+    "zerodce": 79_416,      # SPEC section 8, official Zero-DCE
+    "zerodce++": 10_561,    # official Zero-DCE++ snapshot
+    # ablations, counted by hand: 3->w, w->w ..., 2w->w, 2w->3n, 3x3 + bias
+    "3-32-8": (27 * 32 + 32) + (288 * 32 + 32) + (576 * 24 + 24),
+    "7-16-8": ((27 * 16 + 16) + 3 * (144 * 16 + 16) + 2 * (288 * 16 + 16)
+               + (288 * 24 + 24)),
+    "7-32-1": 79_416 - (576 * 24 + 24) + (576 * 3 + 3),
+    "7-32-16": 79_416 - (576 * 24 + 24) + (576 * 48 + 48),
+}
+
+
+def _init(model, shape=(1, 16, 16, 3), key=0):
+  return model.init(jax.random.key(key), jnp.zeros(shape))["params"]
+
+
+@pytest.mark.parametrize("arch", sorted(EXPECTED_PARAMS))
+def test_param_counts(arch):
+  assert models.count_params(_init(models.make_model(arch))) == (
+      EXPECTED_PARAMS[arch])
+
+
+def test_layer_names_are_the_file_format():
+  p = _init(models.ZeroDCE())
+  assert sorted(p) == [f"conv{k}" for k in range(1, 8)]
+  assert p["conv5"]["kernel"].shape == (3, 3, 64, 32)
+  assert p["conv7"]["kernel"].shape == (3, 3, 64, 24)
+  q = _init(models.ZeroDCEpp())
+  assert q["conv1"]["depthwise"]["kernel"].shape == (3, 3, 1, 3)
+  assert q["conv7"]["pointwise"]["kernel"].shape == (1, 1, 64, 3)
+
+
+@pytest.mark.parametrize("depth,expected", [
+    (3, [(0,), (1,), (1, 2)]),
+    (5, [(0,), (1,), (2,), (2, 3), (1, 4)]),
+    (7, [(0,), (1,), (2,), (3,), (3, 4), (2, 5), (1, 6)]),
+])
+def test_skip_sources(depth, expected):
+  assert models.skip_sources(depth) == expected
+
+
+def test_even_depth_rejected():
+  with pytest.raises(ValueError, match="odd"):
+    models.skip_sources(6)
+
+
+@pytest.mark.parametrize("arch", ["zerodce", "zerodce++", "3-32-8", "7-32-16"])
+def test_outputs_in_range_with_paper_sign_maps(arch):
+  model = models.make_model(arch)
+  x = jax.random.uniform(jax.random.key(1), (2, 12, 20, 3))
+  params = _init(model, x.shape)
+  y, maps = model.apply({"params": params}, x)
+  assert y.shape == x.shape
+  assert maps.shape == (2, 12, 20, model.map_channels)
+  assert float(y.min()) >= 0 and float(y.max()) <= 1
+  assert float(jnp.abs(maps).max()) <= 1
+
+
+def test_init_statistics():
+  p = _init(models.ZeroDCE())
+  k = np.concatenate([np.ravel(p[f"conv{i}"]["kernel"]) for i in range(1, 8)])
+  assert abs(k.std() - 0.02) < 1e-3 and abs(k.mean()) < 1e-3
+  assert all(not np.any(p[f"conv{i}"]["bias"]) for i in range(1, 8))
+  t = _init(models.ZeroDCE(bias_init="torch"))
+  b = np.asarray(t["conv2"]["bias"])
+  bound = 1 / np.sqrt(32 * 9)
+  assert np.all(np.abs(b) <= bound) and np.abs(b).max() > bound / 2
+
+
+def test_zerodce_pp_any_size_returns_input_size():
+  model = models.ZeroDCEpp(scale_factor=12)
+  params = _init(models.ZeroDCEpp())
+  x = jax.random.uniform(jax.random.key(2), (1, 50, 37, 3))
+  y, maps = model.apply({"params": params}, x)
+  assert y.shape == x.shape and maps.shape == (1, 50, 37, 3)
+  with pytest.raises(ValueError, match="smaller than scale factor"):
+    model.apply({"params": params}, jnp.zeros((1, 8, 40, 3)))
+
+
+def test_scale_factor_needs_separable():
+  with pytest.raises(ValueError, match="Zero-DCE\\+\\+"):
+    models.ZeroDCE(scale_factor=4).init(jax.random.key(0),
+                                        jnp.zeros((1, 16, 16, 3)))
+
+
+def test_bad_input_shape():
+  with pytest.raises(ValueError, match=r"\[B, H, W, 3\]"):
+    models.ZeroDCE().init(jax.random.key(0), jnp.zeros((16, 16, 3)))
+
+
+def test_bfloat16_compute_float32_params():
+  model = models.ZeroDCE(dtype=jnp.bfloat16)
+  x = jax.random.uniform(jax.random.key(3), (1, 8, 8, 3))
+  params = _init(model, x.shape)
+  assert all(l.dtype == jnp.float32 for l in jax.tree_util.tree_leaves(params))
+  y, _ = model.apply({"params": params}, x)
+  assert y.dtype == jnp.bfloat16
+  y32, _ = models.ZeroDCE().apply({"params": params}, x)
+  np.testing.assert_allclose(np.asarray(y, np.float32), y32, atol=3e-2)
+
+
+def test_jit_equals_eager():
+  model = models.ZeroDCE()
+  x = jax.random.uniform(jax.random.key(4), (2, 8, 8, 3))
+  params = _init(model, x.shape)
+  eager = model.apply({"params": params}, x)[0]
+  jitted = jax.jit(model.apply)({"params": params}, x)[0]
+  np.testing.assert_allclose(eager, jitted, atol=1e-6)
+
+
+def test_unknown_arch():
+  with pytest.raises(ValueError, match="unknown architecture"):
+    models.make_model("zerodce-xl")

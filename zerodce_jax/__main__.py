@@ -1,0 +1,6 @@
+"""``python -m zerodce_jax`` is the ``zerodce`` command."""
+import sys
+
+from zerodce_jax.cli import main
+
+sys.exit(main())
