@@ -122,6 +122,39 @@ class DCENet(nn.Module):
     return 3 if self.separable else 3 * self.iterations
 
   @nn.compact
+  def estimate(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The CNN alone: curve maps (paper sign) at the resolution of ``x``.
+
+    Args:
+      x: ``[B, h, w, 3]`` network input (for Zero-DCE++ with a scale factor,
+        the down-scaled image).
+      mask: optional ``[B, h, w, 1]`` validity mask (1 inside the image, 0 on
+        padding). Every layer's activations are multiplied by it, so an image
+        padded onto a larger canvas gives, inside the image, exactly the maps
+        of the unpadded image (each conv sees zeros beyond the image, as its
+        own zero padding would give). This makes shape buckets and halo
+        tiles exact.
+
+    Returns:
+      ``[B, h, w, map_channels]`` in [-1, 1].
+    """
+    acts = [x if mask is None else x * mask]
+    for k, src in enumerate(skip_sources(self.depth), start=1):
+      inp = jnp.concatenate([acts[i] for i in src], axis=-1)
+      last = k == self.depth
+      features = self.map_channels if last else self.width
+      if self.separable:
+        y = SeparableConv(features, bias_init=self.bias_init, dtype=self.dtype,
+                          name=f"conv{k}")(inp)
+      else:
+        y = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)),
+                    kernel_init=nn.initializers.normal(stddev=0.02),
+                    bias_init=_bias_init(self.bias_init, inp.shape[-1] * 9),
+                    dtype=self.dtype, name=f"conv{k}")(inp)
+      y = jnp.tanh(y) if last else nn.relu(y)
+      acts.append(y if mask is None or last else y * mask.astype(y.dtype))
+    return acts[-1]
+
   def __call__(self, image: jax.Array) -> tuple[jax.Array, ...]:
     """Enhances a batch.
 
@@ -131,7 +164,8 @@ class DCENet(nn.Module):
     Returns:
       ``(enhanced, maps)``, or ``(enhanced, maps, {n: LE_n})`` when
       ``return_intermediate`` is set. ``enhanced`` has ``image``'s shape and
-      dtype, in [0, 1]; ``maps`` is float32-or-``dtype`` in [-1, 1], paper sign.
+      ``dtype``, in [0, 1]; ``maps`` are in [-1, 1], paper sign, at the
+      input's resolution.
     """
     if image.ndim != 4 or image.shape[-1] != 3:
       raise ValueError(f"expected a [B, H, W, 3] image batch, got shape "
@@ -146,28 +180,14 @@ class DCENet(nn.Module):
       wd = resize.torch_downscaled_size(w, s)
       if hd < 1 or wd < 1:
         raise ValueError(f"image {h}x{w} is smaller than scale factor {s}")
-      x = resize.resize_bilinear(x, hd, wd, align_corners=False,
-                                 scale=(1.0 / (1.0 / s),) * 2)
-    acts = [x]
-    sources = skip_sources(self.depth)
-    for k, src in enumerate(sources, start=1):
-      inp = jnp.concatenate([acts[i] for i in src], axis=-1)
-      last = k == self.depth
-      features = self.map_channels if last else self.width
-      if self.separable:
-        y = SeparableConv(features, bias_init=self.bias_init, dtype=self.dtype,
-                          name=f"conv{k}")(inp)
-      else:
-        y = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)),
-                    kernel_init=nn.initializers.normal(stddev=0.02),
-                    bias_init=_bias_init(self.bias_init, inp.shape[-1] * 9),
-                    dtype=self.dtype, name=f"conv{k}")(inp)
-      acts.append(jnp.tanh(y) if last else nn.relu(y))
-    maps = acts[-1]
-    if s != 1:
-      maps = resize.resize_bilinear(maps, h, w, align_corners=True)
+      small = resize.resize_bilinear(x, hd, wd, align_corners=False,
+                                     scale=(1.0 / (1.0 / s),) * 2)
+      maps = resize.resize_bilinear(self.estimate(small), h, w,
+                                    align_corners=True)
+    else:
+      maps = self.estimate(x)
     out = curves.apply_curves(
-        image.astype(self.dtype), maps, iterations=self.iterations,
+        x, maps, iterations=self.iterations,
         return_intermediate=tuple(self.return_intermediate) or False)
     if self.return_intermediate:
       enhanced, inter = out

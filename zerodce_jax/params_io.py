@@ -24,7 +24,8 @@ import numpy as np
 
 from zerodce_jax import models
 
-__all__ = ["save_params", "load_params", "WeightsError", "FORMAT"]
+__all__ = ["save_params", "load_params", "load_weights", "asset_path",
+           "WeightsError", "FORMAT", "BUNDLED", "DEFAULT_WEIGHTS"]
 
 FORMAT = "zerodce-jax-params"
 _ARCH_KEYS = ("depth", "width", "iterations", "separable")
@@ -110,3 +111,42 @@ def load_params(path: str, *,
     raise WeightsError(f"{path}: parameter shapes do not match the "
                        f"architecture {arch} it declares")
   return params, arch, str(doc.get("source", ""))
+
+
+# Named weights shipped inside the package (trained by this project's code).
+BUNDLED = {"zerodce-default": "zerodce_default.msgpack"}
+DEFAULT_WEIGHTS = "zerodce-default"
+SAMPLE_IMAGE = "sample_lowlight.jpg"
+
+
+def asset_path(name: str) -> str:
+  """Absolute path of a file in ``zerodce_jax/assets``."""
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
+                      name)
+
+
+def load_weights(spec: str = DEFAULT_WEIGHTS
+                 ) -> tuple[Any, dict[str, Any], str]:
+  """Loads weights by bundled name (``zerodce-default``) or file path.
+
+  Returns:
+    ``(params, arch, source)`` as ``load_params``.
+
+  Raises:
+    WeightsError: unknown name, missing or invalid file; the message says
+      which names exist and how to convert official snapshots.
+  """
+  if spec in BUNDLED:
+    return load_params(asset_path(BUNDLED[spec]))
+  if os.path.isdir(spec):
+    raise WeightsError(f"{spec}: is a folder; give a weights file "
+                       "(*.msgpack)")
+  if not os.path.exists(spec):
+    raise WeightsError(
+        f"{spec}: neither a weights file nor a bundled model (bundled: "
+        f"{', '.join(BUNDLED)}); convert official .pth snapshots with "
+        "`zerodce convert`")
+  if spec.endswith((".pth", ".pt")):
+    raise WeightsError(f"{spec}: a PyTorch snapshot; convert it first with "
+                       f"`zerodce convert {spec} -o weights.msgpack`")
+  return load_params(spec)

@@ -1,23 +1,24 @@
-"""Bilinear resampling that matches PyTorch's, written as two small matrices.
+"""Bilinear resampling that matches PyTorch's, as two-tap gathers per axis.
 
 ``jax.image.resize`` antialiases when down-scaling and always uses half-pixel
 centres, so it is not the function the official Zero-DCE++ uses. This module
 reproduces ``F.interpolate(x, scale_factor=1/s, mode='bilinear')``
 (``align_corners=False``, no antialiasing) and ``nn.UpsamplingBilinear2d``
-(``align_corners=True``) exactly, as separable interpolation matrices applied
-with ``einsum`` (images NHWC; the matrices are built with NumPy in float64 at
-trace time, so they are constants of the compiled program).
+(``align_corners=True``) exactly. Each output sample is
+``w0 * x[i0] + w1 * x[i1]``; the taps are computed with NumPy in float64
+(constants of a compiled program), and the same code runs on NumPy and JAX
+arrays, so huge images can be resampled on the host in strips.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["torch_downscaled_size", "interp_matrix", "resize_bilinear"]
+__all__ = ["torch_downscaled_size", "interp_taps", "interp_matrix",
+           "resize_axis", "resize_bilinear"]
 
 
 def torch_downscaled_size(size: int, scale_factor: float) -> int:
@@ -25,9 +26,10 @@ def torch_downscaled_size(size: int, scale_factor: float) -> int:
   return int(math.floor(size * (1.0 / scale_factor)))
 
 
-def interp_matrix(in_size: int, out_size: int, *, align_corners: bool,
-                  scale: float | None = None) -> np.ndarray:
-  """Linear-interpolation weights, ``[out_size, in_size]`` float64.
+def interp_taps(in_size: int, out_size: int, *, align_corners: bool,
+                scale: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Two-tap linear interpolation: ``out[d] = w0[d] x[i0[d]] + w1[d] x[i1[d]]``.
 
   Args:
     in_size: input length.
@@ -37,8 +39,10 @@ def interp_matrix(in_size: int, out_size: int, *, align_corners: bool,
     scale: input/output ratio used when ``align_corners=False``; PyTorch uses
       ``1 / scale_factor`` when a scale factor was given, else
       ``in_size / out_size`` (the default here).
+
+  Returns:
+    ``(i0, i1, w0, w1)``: int32 indices and float32 weights, ``[out_size]``.
   """
-  w = np.zeros((out_size, in_size), np.float64)
   dst = np.arange(out_size, dtype=np.float64)
   if align_corners:
     ratio = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
@@ -49,33 +53,48 @@ def interp_matrix(in_size: int, out_size: int, *, align_corners: bool,
   i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
   i1 = np.minimum(i0 + 1, in_size - 1)
   lam = src - i0
-  np.add.at(w, (np.arange(out_size), i0), 1.0 - lam)
-  np.add.at(w, (np.arange(out_size), i1), lam)
+  return (i0.astype(np.int32), i1.astype(np.int32),
+          (1.0 - lam).astype(np.float32), lam.astype(np.float32))
+
+
+def interp_matrix(in_size: int, out_size: int, *, align_corners: bool,
+                  scale: float | None = None) -> np.ndarray:
+  """The taps of ``interp_taps`` as a dense ``[out_size, in_size]`` matrix."""
+  i0, i1, w0, w1 = interp_taps(in_size, out_size, align_corners=align_corners,
+                               scale=scale)
+  w = np.zeros((out_size, in_size), np.float64)
+  np.add.at(w, (np.arange(out_size), i0), w0)
+  np.add.at(w, (np.arange(out_size), i1), w1)
   return w
 
 
-def resize_bilinear(x: jax.Array, height: int, width: int, *,
-                    align_corners: bool,
-                    scale: tuple[float, float] | None = None) -> jax.Array:
+def resize_axis(x: Any, taps: tuple[Any, Any, Any, Any], axis: int) -> Any:
+  """Applies ``interp_taps`` along ``axis`` of a NumPy or JAX array."""
+  i0, i1, w0, w1 = taps
+  shape = [1] * x.ndim
+  shape[axis] = -1
+  w0 = w0.reshape(shape).astype(x.dtype)
+  w1 = w1.reshape(shape).astype(x.dtype)
+  return x.take(i0, axis=axis) * w0 + x.take(i1, axis=axis) * w1
+
+
+def resize_bilinear(x: Any, height: int, width: int, *, align_corners: bool,
+                    scale: tuple[float, float] | None = None) -> Any:
   """Bilinear resize of an NHWC batch, PyTorch semantics, no antialiasing.
 
   Args:
-    x: ``[B, H, W, C]`` float array.
+    x: ``[B, H, W, C]`` float array (NumPy or JAX).
     height, width: output size.
-    align_corners: see ``interp_matrix``.
+    align_corners: see ``interp_taps``.
     scale: optional (row, column) input/output ratios for
       ``align_corners=False`` (PyTorch's ``1/scale_factor``).
 
   Returns:
-    ``[B, height, width, C]`` array of ``x``'s dtype.
+    ``[B, height, width, C]`` array of ``x``'s dtype and kind.
   """
   _, h, w, _ = x.shape
   sh, sw = (None, None) if scale is None else scale
-  wh = jnp.asarray(interp_matrix(h, height, align_corners=align_corners,
-                                 scale=sh), x.dtype)
-  ww = jnp.asarray(interp_matrix(w, width, align_corners=align_corners,
-                                 scale=sw), x.dtype)
-  y = jnp.einsum("oh,bhwc->bowc", wh, x,
-                 precision=jax.lax.Precision.HIGHEST)
-  return jnp.einsum("pw,bowc->bopc", ww, y,
-                    precision=jax.lax.Precision.HIGHEST)
+  x = resize_axis(x, interp_taps(h, height, align_corners=align_corners,
+                                 scale=sh), axis=1)
+  return resize_axis(x, interp_taps(w, width, align_corners=align_corners,
+                                    scale=sw), axis=2)

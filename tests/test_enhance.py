@@ -1,0 +1,116 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zerodce_jax import enhance, models, params_io
+
+
+def _params(model):
+  return model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+
+
+@pytest.fixture(scope="module")
+def zerodce():
+  model = models.make_model("3-32-8", bias_init="torch")
+  return model, _params(model)
+
+
+def _rand(h, w, seed=0):
+  return np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
+
+
+def test_bucketed_equals_direct(zerodce):
+  model, params = zerodce
+  en = enhance.Enhancer(model, params, bucket=32)
+  images = [_rand(20, 30, 1), _rand(37, 11, 2), _rand(32, 32, 3)]
+  for x, y in zip(images, en(images)):
+    direct = model.apply({"params": params}, x[None])[0][0]
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y, direct, atol=2e-6)
+
+
+def test_tiled_equals_whole_image():
+  model = models.ZeroDCE(bias_init="torch")
+  params = _params(model)
+  x = _rand(70, 53, 4)
+  whole = enhance.Enhancer(model, params)([x])[0]
+  tiled_en = enhance.Enhancer(model, params, tile=16, max_pixels=100,
+                              batch_size=4)
+  tiled = tiled_en([x])[0]
+  np.testing.assert_allclose(tiled, whole, atol=1e-6)
+  # tiles are one shape: one compilation however many tiles
+  assert tiled_en.traces == 1
+
+
+def test_mixed_sizes_compile_once_per_bucket(zerodce):
+  model, params = zerodce
+  en = enhance.Enhancer(model, params, bucket=64, batch_size=4)
+  sizes = [(40, 50), (33, 61), (64, 64), (17, 9), (50, 40), (60, 2)]
+  en([_rand(h, w, i) for i, (h, w) in enumerate(sizes)])
+  # all six fall in the 64x64 bucket: batches of 4 and 2 -> two traces
+  assert en.traces == 2
+  en([_rand(h, w, i) for i, (h, w) in enumerate(sizes[:4])])
+  assert en.traces == 2  # nothing new
+
+
+def test_zerodce_pp_any_size(zerodce):
+  model = models.ZeroDCEpp(scale_factor=12, bias_init="torch")
+  params = _params(models.ZeroDCEpp(bias_init="torch"))
+  en = enhance.Enhancer(model, params, strip_rows=16)
+  for h, w in [(101, 77), (24, 36)]:
+    x = _rand(h, w, h)
+    y = en([x])[0]
+    direct = model.apply({"params": params}, x[None])[0][0]
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y, direct, atol=2e-6)
+
+
+def test_enhance_array_api_dtypes_and_alpha(zerodce):
+  model, params = zerodce
+  arch = params_io.arch_of(model)
+  rng = np.random.default_rng(0)
+  rgba = (rng.random((9, 10, 4)) * 255).astype(np.uint8)
+  out = enhance.enhance(rgba, params, arch=arch)
+  assert out.dtype == np.uint8 and out.shape == rgba.shape
+  np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+  g16 = (rng.random((9, 10)) * 65535).astype(np.uint16)
+  out16 = enhance.enhance(g16, params, arch=arch)
+  assert out16.dtype == np.uint16 and out16.shape == g16.shape
+  f = rng.random((9, 10, 3)).astype(np.float32)
+  np.testing.assert_allclose(enhance.enhance(f, params, arch=arch),
+                             model.apply({"params": params}, f[None])[0][0],
+                             atol=2e-6)
+  with pytest.raises(ValueError, match="NaN"):
+    enhance.enhance(np.full((4, 4, 3), np.nan, np.float32), params, arch=arch)
+  with pytest.raises(ValueError, match=r"\[H, W\]"):
+    enhance.enhance(np.zeros((4, 4, 5), np.float32), params, arch=arch)
+
+
+def test_bundled_model_brightens_the_sample():
+  from zerodce_jax import image_io
+  params, arch, source = params_io.load_weights("zerodce-default")
+  assert "zerodce-jax" in source  # trained by this project, not official
+  x, _ = image_io.read_image(params_io.asset_path(params_io.SAMPLE_IMAGE))
+  y = enhance.enhance(x, params, arch=arch)
+  assert y.min() >= 0 and y.max() <= 1
+  assert y.mean() > x.mean() + 0.1
+
+
+@pytest.mark.slow
+def test_official_weights_reproduce_official_outputs(shared, official_zerodce):
+  """Whole test images through the Enhancer vs the official per-image means."""
+  import json
+  from zerodce_jax import image_io
+  summary = json.loads((shared / "reference" /
+                        "zerodce_official_summary.json").read_text())
+  params, fields, _ = official_zerodce
+  en = enhance.Enhancer(models.DCENet(**fields), params)
+  names = ["DICM/01.jpg", "DICM/66.jpg", "LIME/3.bmp", "LIME/7.bmp"]
+  images = [image_io.read_image(str(shared / "test_images" / n))[0]
+            for n in names]
+  for name, y in zip(names, en(images)):
+    ref = summary["per_image"][name]
+    np.testing.assert_allclose(y.mean(axis=(0, 1)), ref["zerodce_mean_rgb"],
+                               atol=1e-5)
+    np.testing.assert_allclose(y.std(), ref["zerodce_std"], atol=1e-5)

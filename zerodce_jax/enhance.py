@@ -1,0 +1,287 @@
+"""Inference: enhance images of any size, in bounded memory, without
+recompiling per image.
+
+How shapes stay few and results stay exact:
+  * **Buckets.** An image is padded (zeros) onto a canvas whose height and
+    width are rounded up to a multiple of ``bucket``, and the batch size to a
+    power of two, so a folder of mixed sizes compiles once per bucket. The
+    network runs with a validity mask (``DCENet.estimate(x, mask)``) that zeroes
+    every layer's activations outside the image, so the padded result equals
+    the unpadded one inside the image.
+  * **Tiles.** Images over ``max_pixels`` are cut into ``tile x tile`` cores
+    with a halo of ``depth`` pixels (the receptive-field radius of ``depth``
+    3x3 convs, 7 for DCE-Net) on each side; with the same mask, each core is
+    exactly the whole-image result.
+  * **Zero-DCE++** with a scale factor ``s``: the input is down-scaled on the
+    host (PyTorch-exact bilinear), the curve map estimated on it (bucketed or
+    tiled as above), and the map up-scaled and applied in strips of rows at
+    full resolution. Sizes that are not multiples of ``s`` work and keep the
+    input's size (the official test script crops them instead).
+
+Arrays here are NumPy, ``[H, W, 3]`` float32 in [0, 1] unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zerodce_jax import curves, image_io, models, resize
+
+__all__ = ["Enhancer", "enhance", "receptive_radius"]
+
+
+def receptive_radius(model: models.DCENet) -> int:
+  """Pixels of context each output needs on every side: one per 3x3 conv."""
+  return model.depth
+
+
+def _round_up(n: int, m: int) -> int:
+  return -(-n // m) * m
+
+
+def _pow2(n: int) -> int:
+  return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclasses.dataclass
+class Enhancer:
+  """Enhances batches of images with one model and a compile cache.
+
+  Attributes:
+    model: a ``DCENet`` (its ``scale_factor`` is used for Zero-DCE++).
+    params: its params tree.
+    bucket: canvas sizes are multiples of this.
+    max_pixels: images with more pixels (at the network's input resolution)
+      are processed in tiles.
+    tile: tile core size in pixels.
+    batch_size: most images (or tiles) per compiled call.
+    strip_rows: rows per full-resolution strip for Zero-DCE++ scaled maps.
+    traces: how many times a compiled function was traced (for tests).
+  """
+  model: models.DCENet
+  params: Any
+  bucket: int = 64
+  max_pixels: int = 4_194_304
+  tile: int = 1024
+  batch_size: int = 8
+  strip_rows: int = 512
+  traces: int = 0
+
+  def __post_init__(self):
+    model = self.model
+    self.params = jax.device_put(self.params)
+    self._rescales = model.separable and model.scale_factor != 1
+
+    def run_net(params, x, mask, *, enhance_too):
+      self.traces += 1
+      maps = model.apply({"params": params}, x, mask, method=model.estimate)
+      if enhance_too:
+        return curves.apply_curves(x, maps, iterations=model.iterations)
+      return maps
+
+    self._enhance_fn = jax.jit(lambda p, x, m: run_net(p, x, m,
+                                                       enhance_too=True))
+    self._maps_fn = jax.jit(lambda p, x, m: run_net(p, x, m,
+                                                    enhance_too=False))
+
+    def curve_strip(maps_small, rows, cols, x):
+      self.traces += 1
+      up = resize.resize_axis(maps_small, rows, axis=0)
+      up = resize.resize_axis(up, cols, axis=1)
+      return curves.apply_curves(x, up.astype(x.dtype),
+                                 iterations=model.iterations)
+
+    self._strip_fn = jax.jit(curve_strip)
+
+  # ------------------------------------------------------------ conv nets --
+  def _run_canvases(self, fn, canvases: list[np.ndarray],
+                    masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Runs ``fn`` on same-shape canvases, batched by powers of two."""
+    outs = []
+    for start in range(0, len(canvases), self.batch_size):
+      xs = canvases[start:start + self.batch_size]
+      ms = masks[start:start + self.batch_size]
+      n = len(xs)
+      b = min(_pow2(n), self.batch_size)
+      x = np.zeros((b,) + xs[0].shape, np.float32)
+      m = np.zeros((b,) + ms[0].shape, np.float32)
+      x[:n], m[:n] = xs, ms
+      y = np.asarray(fn(self.params, jnp.asarray(x, self.model.dtype),
+                        jnp.asarray(m, self.model.dtype)), np.float32)
+      outs += list(y[:n])
+    return outs
+
+  def _bucketed(self, fn, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Whole images through ``fn``, grouped by bucket, cropped back."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(images):
+      key = (_round_up(im.shape[0], self.bucket),
+             _round_up(im.shape[1], self.bucket))
+      groups.setdefault(key, []).append(i)
+    results: list[np.ndarray | None] = [None] * len(images)
+    for (hb, wb), idx in groups.items():
+      canvases, masks = [], []
+      for i in idx:
+        h, w = images[i].shape[:2]
+        c = np.zeros((hb, wb, 3), np.float32)
+        c[:h, :w] = images[i]
+        m = np.zeros((hb, wb, 1), np.float32)
+        m[:h, :w] = 1
+        canvases.append(c)
+        masks.append(m)
+      for i, y in zip(idx, self._run_canvases(fn, canvases, masks)):
+        h, w = images[i].shape[:2]
+        results[i] = y[:h, :w]
+    return results  # type: ignore[return-value]
+
+  def _tiled(self, fn, image: np.ndarray, out_channels: int) -> np.ndarray:
+    """One large image through ``fn`` in halo tiles; exact."""
+    h, w = image.shape[:2]
+    t, r = self.tile, receptive_radius(self.model)
+    size = t + 2 * r
+    out = np.empty((h, w, out_channels), np.float32)
+    cores = [(y, x) for y in range(0, h, t) for x in range(0, w, t)]
+    for start in range(0, len(cores), self.batch_size):
+      chunk = cores[start:start + self.batch_size]
+      canvases, masks = [], []
+      for y, x in chunk:
+        y0, y1 = max(y - r, 0), min(y + t + r, h)
+        x0, x1 = max(x - r, 0), min(x + t + r, w)
+        oy, ox = y0 - (y - r), x0 - (x - r)
+        c = np.zeros((size, size, 3), np.float32)
+        c[oy:oy + y1 - y0, ox:ox + x1 - x0] = image[y0:y1, x0:x1]
+        m = np.zeros((size, size, 1), np.float32)
+        m[oy:oy + y1 - y0, ox:ox + x1 - x0] = 1
+        canvases.append(c)
+        masks.append(m)
+      for (y, x), res in zip(chunk, self._run_canvases(fn, canvases, masks)):
+        ch, cw = min(t, h - y), min(t, w - x)
+        out[y:y + ch, x:x + cw] = res[r:r + ch, r:r + cw]
+    return out
+
+  def _through_net(self, fn, images: Sequence[np.ndarray],
+                   out_channels: int) -> list[np.ndarray]:
+    small = [i for i, im in enumerate(images)
+             if im.shape[0] * im.shape[1] <= self.max_pixels]
+    results: list[np.ndarray | None] = [None] * len(images)
+    for i, y in zip(small, self._bucketed(fn, [images[i] for i in small])):
+      results[i] = y
+    for i, im in enumerate(images):
+      if results[i] is None:
+        results[i] = self._tiled(fn, im, out_channels)
+    return results  # type: ignore[return-value]
+
+  # ---------------------------------------------------------- Zero-DCE++ --
+  def _apply_scaled_maps(self, image: np.ndarray, maps_small: np.ndarray) -> np.ndarray:
+    """Up-scales a small curve map and applies it, in strips of rows."""
+    h, w = image.shape[:2]
+    hs, ws = maps_small.shape[:2]
+    hb, wb = _round_up(hs, self.bucket), _round_up(ws, self.bucket)
+    wfull = _round_up(w, self.bucket)
+    pad_maps = np.zeros((hb, wb, 3), np.float32)
+    pad_maps[:hs, :ws] = maps_small
+    rows = resize.interp_taps(hs, h, align_corners=True)
+    cols = [np.zeros(wfull, a.dtype) for a in
+            resize.interp_taps(ws, w, align_corners=True)]
+    for a, b in zip(cols, resize.interp_taps(ws, w, align_corners=True)):
+      a[:w] = b
+    out = np.empty_like(image)
+    n = self.strip_rows
+    for y in range(0, h, n):
+      k = min(n, h - y)
+      strip = np.zeros((n, wfull, 3), np.float32)
+      strip[:k, :w] = image[y:y + k]
+      r = [np.zeros(n, a.dtype) for a in rows]
+      for a, b in zip(r, rows):
+        a[:k] = b[y:y + k]
+      res = self._strip_fn(jnp.asarray(pad_maps), tuple(map(jnp.asarray, r)),
+                           tuple(map(jnp.asarray, cols)),
+                           jnp.asarray(strip, self.model.dtype))
+      out[y:y + k] = np.asarray(res, np.float32)[:k, :w]
+    return out
+
+  # --------------------------------------------------------------- public --
+  def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Enhances RGB float images (``[H, W, 3]`` in [0, 1], any sizes).
+
+    Returns:
+      One ``[H, W, 3]`` float32 array in [0, 1] per input, same sizes.
+    """
+    for im in images:
+      if im.ndim != 3 or im.shape[-1] != 3:
+        raise ValueError(f"expected [H, W, 3] images, got {im.shape}")
+      if not np.all(np.isfinite(im)):
+        raise ValueError("image holds NaN or infinite values")
+    images = [np.clip(np.asarray(im, np.float32), 0, 1) for im in images]
+    if not self._rescales:
+      return self._through_net(self._enhance_fn, images, 3)
+    s = self.model.scale_factor
+    smalls = []
+    for im in images:
+      h, w = im.shape[:2]
+      hs, ws = (resize.torch_downscaled_size(h, s),
+                resize.torch_downscaled_size(w, s))
+      if hs < 1 or ws < 1:
+        raise ValueError(f"image {h}x{w} is smaller than scale factor {s}")
+      smalls.append(resize.resize_bilinear(
+          im[None], hs, ws, align_corners=False,
+          scale=(1.0 / (1.0 / s),) * 2)[0])
+    maps = self._through_net(self._maps_fn, smalls, 3)
+    return [self._apply_scaled_maps(im, m) for im, m in zip(images, maps)]
+
+
+def enhance(image: np.ndarray, params: Any, *,
+            arch: dict[str, Any] | str = "zerodce", scale_factor: int = 12,
+            dtype: Any = jnp.float32, tile: int = 1024,
+            max_pixels: int = 4_194_304) -> np.ndarray:
+  """Enhances one image given as a NumPy array, any dtype, as the CLI does.
+
+  Args:
+    image: ``[H, W]`` (grey), ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA)
+      uint8, uint16 or float in [0, 1]. Alpha is passed through unchanged.
+    params: model params (``load_weights``).
+    arch: architecture fields (as ``load_weights`` returns) or a name from
+      ``models.ARCHITECTURES``.
+    scale_factor: Zero-DCE++ only (official test: 12).
+    dtype: compute dtype.
+    tile, max_pixels: see ``Enhancer``.
+
+  Returns:
+    The enhanced image with ``image``'s shape and dtype.
+  """
+  arr = np.asarray(image)
+  try:
+    rgb = image_io.to_float(arr)
+  except ValueError as e:
+    raise ValueError(f"cannot enhance this array: {e}") from None
+  gray = rgb.ndim == 2 or rgb.shape[-1] in (1, 2)
+  if rgb.ndim == 2:
+    rgb = rgb[..., None]
+  if rgb.ndim != 3 or rgb.shape[-1] not in (1, 2, 3, 4):
+    raise ValueError(f"expected [H, W], [H, W, 3] or [H, W, 4], got "
+                     f"{arr.shape}")
+  alpha = rgb[..., -1:] if rgb.shape[-1] in (2, 4) else None
+  colour = rgb[..., :1] if gray else rgb[..., :3]
+  if gray:
+    colour = np.repeat(colour, 3, axis=-1)
+  fields = models.ARCHITECTURES[arch] if isinstance(arch, str) else arch
+  model = models.DCENet(**fields, dtype=dtype,
+                        scale_factor=scale_factor if fields["separable"]
+                        else 1)
+  out = Enhancer(model, params, tile=tile, max_pixels=max_pixels)([colour])[0]
+  if gray:
+    out = out.mean(axis=-1, keepdims=True)
+  if alpha is not None:
+    out = np.concatenate([out, alpha], axis=-1)
+  if arr.ndim == 2:
+    out = out[..., 0]
+  if arr.dtype in (np.uint8, np.uint16):
+    return image_io.from_float(out, 8 if arr.dtype == np.uint8 else 16)
+  return out.astype(arr.dtype if np.issubdtype(arr.dtype, np.floating)
+                    else np.float32)
