@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from zerodce_jax import enhance as enhance_lib
-from zerodce_jax import folder_source, image_io
+from zerodce_jax import image_io, input_pipeline
 
 __all__ = ["Job", "collect_jobs", "enhance_paths", "side_by_side"]
 
@@ -44,7 +44,7 @@ def collect_jobs(inputs: Sequence[str], out_dir: str, *,
   pairs: list[tuple[str, str]] = []  # (src, relative output path)
   for item in inputs:
     if os.path.isdir(item):
-      for p in folder_source.list_images_or_empty(item):
+      for p in input_pipeline.list_images_or_empty(item):
         pairs.append((p, os.path.relpath(p, item)))
       continue
     matches = [item] if os.path.exists(item) else sorted(glob.glob(

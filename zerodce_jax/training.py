@@ -15,13 +15,15 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.training import train_state
 
 from zerodce_jax import losses, models
 
 __all__ = ["make_optimizer", "make_loss_fn", "create_train_state",
-           "train_step", "TrainState"]
+           "train_step", "TrainState", "train_and_evaluate",
+           "model_from_config", "loss_fn_from_config"]
 
 TrainState = train_state.TrainState
 LossFn = Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
@@ -100,31 +102,213 @@ def train_step(state: TrainState, batch: jax.Array, *, loss_fn: LossFn,
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     loss, terms = jax.lax.pmean((loss, terms), axis_name)
-  metrics = {"loss": loss, **terms, "grad_norm": optax.global_norm(grads)}
+  metrics = {"loss": loss, **terms, "grad_norm": optax.tree.norm(grads)}
   return state.apply_gradients(grads=grads), metrics
 
 
-def fit(state: TrainState, images: jax.Array | Any, *, loss_fn: LossFn,
-        steps: int, batch_size: int, seed: int = 0,
-        log: Callable[[int, dict[str, float], TrainState], None] | None = None,
-        log_every: int = 50) -> TrainState:
-  """Single-device training loop over in-memory images (``[N, H, W, 3]``).
+# --------------------------------------------------------------------------
+# The training loop.
+# --------------------------------------------------------------------------
+def model_from_config(config) -> nn.Module:
+  """The ``DCENet`` a config describes."""
+  arch = models.ARCHITECTURES[config.model.arch]
+  dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
+  return models.make_model(
+      config.model.arch, bias_init=config.model.bias_init, dtype=dtype,
+      scale_factor=config.model.scale_factor if arch["separable"] else 1)
 
-  Batches come from ``folder_source.batch_indices`` (deterministic per seed
-  and step). ``log(step, metrics, state)`` is called every ``log_every`` steps.
+
+def loss_fn_from_config(model: nn.Module, config) -> LossFn:
+  """``make_loss_fn`` with the config's loss section."""
+  lc = config.loss
+  return make_loss_fn(model, weights=dict(lc.weights), variant=lc.variant,
+                      exposure_level=lc.exposure_level,
+                      exposure_patch=lc.exposure_patch,
+                      spatial_region=lc.spatial_region,
+                      color_eps=lc.color_eps)
+
+
+def optimizer_from_config(config) -> optax.GradientTransformation:
+  o = config.optim
+  return make_optimizer(learning_rate=o.learning_rate,
+                        weight_decay=o.weight_decay,
+                        decoupled_weight_decay=o.decoupled_weight_decay,
+                        clip_norm=o.clip_norm if o.clip_norm > 0 else None)
+
+
+def load_training_images(config, *, report=print):
+  """This process's training images, uint8 ``[N, S, S, 3]``."""
+  from zerodce_jax import input_pipeline as ip  # noqa: PLC0415
+  size = config.data.image_size
+  pi, pc = jax.process_index(), jax.process_count()
+  if config.data.source == "synthetic":
+    images = ip.synthetic_images(config.data.num_synthetic, size,
+                                 seed=config.seed)
+    return np.asarray(ip.shard_for_process(images, pi, pc))
+  if config.data.source == "folder":
+    paths = ip.shard_for_process(ip.list_images(config.data.path), pi, pc)
+    images, _ = ip.load_resized(paths, size, report=report)
+    return images
+  raise ValueError(f"unknown data source {config.data.source!r} (folder, "
+                   "synthetic)")
+
+
+def _state_dict(state: TrainState) -> dict[str, Any]:
+  return {"step": jnp.asarray(state.step, jnp.int32), "params": state.params,
+          "opt_state": state.opt_state}
+
+
+def _sample_grid(model, params, images: np.ndarray) -> np.ndarray:
+  """Rows of input | enhanced for a few images, float ``[H*n, 2W+8, 3]``."""
+  from zerodce_jax import enhance_files  # noqa: PLC0415
+  x = jnp.asarray(images.astype(np.float32) / 255.0)
+  y = np.asarray(jax.jit(model.apply)({"params": params}, x)[0], np.float32)
+  return np.concatenate([enhance_files.side_by_side(a, b) for a, b in
+                         zip(np.asarray(x), y)], axis=0)
+
+
+def train_and_evaluate(config, workdir: str, *,
+                       loss_fn: LossFn | None = None,
+                       progress: bool = True,
+                       stop_after: int | None = None) -> TrainState:
+  """Trains as ``config`` says, resuming from ``workdir`` if it holds a run.
+
+  Writes to ``workdir``: ``config.json`` (resolved config),
+  ``checkpoints/<step>/`` (orbax), ``metrics.jsonl``, ``metrics.csv``,
+  ``tensorboard/``, ``samples/step_<N>.png`` and, at the end,
+  ``weights.msgpack`` (for ``zerodce enhance --weights``).
+
+  Args:
+    config: a config from ``configs/`` (ConfigDict).
+    workdir: the run's folder.
+    loss_fn: a custom ``(params, batch) -> (loss, terms)`` replacing the
+      configured loss (research use).
+    progress: show a progress bar.
+    stop_after: stop (after checkpointing) once this step is reached, as an
+      interruption would; for tests.
+
+  Returns:
+    The final train state (host arrays).
+
+  Raises:
+    FloatingPointError: a non-finite loss; the message names the steps and
+      the last good checkpoint (which is kept).
+    checkpoints.CheckpointError: an unusable checkpoint in ``workdir``.
   """
-  from zerodce_jax import folder_source  # noqa: PLC0415
+  import json  # noqa: PLC0415
+  import os  # noqa: PLC0415
+  import time  # noqa: PLC0415
 
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn),
-                    donate_argnums=(0,))
+  from tqdm import tqdm  # noqa: PLC0415
+
+  from zerodce_jax import checkpoints, image_io, input_pipeline  # noqa: PLC0415
+  from zerodce_jax import metric_writers, params_io  # noqa: PLC0415
+  from zerodce_jax import config_utils  # noqa: PLC0415
+
+  os.makedirs(workdir, exist_ok=True)
+  lead = jax.process_index() == 0
+  if lead:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config_utils.config_to_json(config))
+
+  n_local = jax.local_device_count()
+  n_proc = jax.process_count()
+  if config.batch_size % (n_proc * n_local):
+    raise ValueError(f"batch_size {config.batch_size} does not split over "
+                     f"{n_proc} processes x {n_local} devices")
+  local_batch = config.batch_size // n_proc
+  say = (lambda m: tqdm.write(m)) if progress else print
+  images = load_training_images(config, report=say)
+  steps_per_epoch = len(images) // local_batch
+  total = (config.num_steps if config.num_steps > 0
+           else config.num_epochs * steps_per_epoch)
+
+  model = model_from_config(config)
+  loss_fn = loss_fn or loss_fn_from_config(model, config)
+  state = create_train_state(model, optimizer_from_config(config),
+                             key=jax.random.key(config.seed),
+                             image_size=config.data.image_size)
+  manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
+                                     keep=config.keep_checkpoints)
+  restored = checkpoints.restore_latest(manager, _state_dict(state))
+  if restored is not None:
+    sd, meta = restored
+    if meta.get("seed") != config.seed:
+      raise checkpoints.CheckpointError(
+          f"{workdir}: checkpoint was trained with seed {meta.get('seed')}, "
+          f"the config says {config.seed}; resuming would not reproduce the "
+          "run. Use the same seed or a new --workdir.")
+    state = state.replace(step=sd["step"], params=sd["params"],
+                          opt_state=sd["opt_state"])
+    say(f"resumed from {workdir}/checkpoints/{int(state.step)}")
   start = int(state.step)
-  batches = folder_source.batch_indices(len(images), batch_size=batch_size,
-                                        seed=seed, start_step=start)
-  for step in range(start, steps):
-    state, metrics = step_fn(state, jnp.asarray(images[next(batches)]))
-    if log is not None and ((step + 1) % log_every == 0 or step + 1 == steps):
-      m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      if not all(map(math.isfinite, m.values())):
-        raise FloatingPointError(f"non-finite loss at step {step + 1}: {m}")
-      log(step + 1, m, state)
-  return state
+
+  p_step = jax.pmap(functools.partial(train_step, loss_fn=loss_fn,
+                                      axis_name="batch"),
+                    axis_name="batch", in_axes=(None, 0),
+                    out_axes=(None, None), donate_argnums=(0,))
+  writer = metric_writers.MetricWriter(workdir, enabled=lead)
+  samples = images[:config.num_samples]
+  meta = {"seed": config.seed, "arch": config.model.arch,
+          "images_per_process": len(images), "batch_size": config.batch_size}
+
+  def checkpoint(step):
+    checkpoints.save(manager, step, _state_dict(state),
+                     {**meta, "step": step, "data_position": step})
+
+  data = input_pipeline.prefetch(input_pipeline.batches(
+      images, batch_size=local_batch, seed=config.seed, start_step=start,
+      num_devices=n_local, random_flip=config.data.random_flip))
+  bar = tqdm(total=total, initial=start, unit="step", disable=not progress,
+             dynamic_ncols=True)
+  last_good = start
+  t0, seen = time.time(), 0
+  step = start
+  try:
+    while step < total:
+      batch = next(data)
+      state, metrics = p_step(state, batch)
+      step += 1
+      seen += config.batch_size
+      bar.update(1)
+      check = (step % config.log_every == 0 or step == total
+               or step % config.checkpoint_every == 0
+               or (stop_after is not None and step >= stop_after))
+      if check:
+        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not all(math.isfinite(v) for v in m.values()):
+          raise FloatingPointError(
+              f"non-finite loss between steps {last_good + 1} and {step}: "
+              f"{m}. The last good checkpoint is kept in "
+              f"{workdir}/checkpoints; lower the learning rate or check the "
+              "data.")
+        last_good = step
+        m["images_per_s"] = seen / (time.time() - t0)
+        writer.write(step, m)
+        bar.set_postfix(loss=f"{m['loss']:.4f}",
+                        img_s=f"{m['images_per_s']:.1f}")
+        if step % config.checkpoint_every == 0 or step == total or (
+            stop_after is not None and step >= stop_after):
+          checkpoint(step)
+      if (lead and config.sample_every and step % config.sample_every == 0
+          and len(samples)):
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        image_io.write_image(
+            os.path.join(workdir, "samples", f"step_{step:07d}.png"),
+            _sample_grid(model, state.params, samples),
+            image_io.ImageInfo(bit_depth=8, gray=False, alpha=None,
+                               format="png"))
+      if stop_after is not None and step >= stop_after:
+        break
+  finally:
+    bar.close()
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+  if lead and step >= total:
+    params_io.save_params(
+        os.path.join(workdir, "weights.msgpack"), jax.device_get(state.params),
+        arch=params_io.arch_of(model),
+        source=f"zerodce-jax training run {os.path.abspath(workdir)}, "
+        f"config {config.model.arch}/{config.loss.variant}, step {step}")
+  return jax.device_get(state)

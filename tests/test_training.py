@@ -1,0 +1,309 @@
+import functools
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zerodce_jax import (checkpoints, config_utils, losses, models,
+                         params_io, training)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.py")
+
+
+def _tiny_setup(arch="3-32-8", **opt):
+  model = models.make_model(arch, bias_init="torch")
+  tx = training.make_optimizer(**opt)
+  state = training.create_train_state(model, tx, key=jax.random.key(0),
+                                      image_size=16)
+  loss_fn = training.make_loss_fn(model, weights="official", color_eps=1e-8,
+                                  exposure_patch=8)
+  return model, state, loss_fn
+
+
+def _batch(n=8, size=16, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).random(
+      (n, size, size, 3)).astype(np.float32) * 0.5)
+
+
+def test_official_step_matches_hand_computed_adam():
+  """clip(0.1) -> g + 1e-4 * p -> Adam(1e-4), written out in NumPy."""
+  model, state, loss_fn = _tiny_setup()
+  batch = _batch()
+  grads = jax.grad(lambda p: loss_fn(p, batch)[0])(state.params)
+  new_state, metrics = training.train_step(state, batch, loss_fn=loss_fn)
+
+  g = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), grads)
+  p = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64),
+                             state.params)
+  norm = np.sqrt(sum((x**2).sum() for x in jax.tree_util.tree_leaves(g)))
+  assert norm > 0.1  # the clip is active in this test
+  np.testing.assert_allclose(metrics["grad_norm"], norm, rtol=1e-5)
+  scale = 0.1 / norm
+  lr, b1, b2, eps, wd = 1e-4, 0.9, 0.999, 1e-8, 1e-4
+
+  def update(gi, pi):
+    gi = gi * scale + wd * pi
+    m, v = (1 - b1) * gi, (1 - b2) * gi**2
+    mhat, vhat = m / (1 - b1), v / (1 - b2)
+    return pi - lr * mhat / (np.sqrt(vhat) + eps)
+
+  expected = jax.tree_util.tree_map(update, g, p)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9),
+      new_state.params, expected)
+  assert int(new_state.step) == 1
+
+
+def test_decoupled_weight_decay_differs_from_coupled():
+  _, state, loss_fn = _tiny_setup(weight_decay=0.1)
+  _, state_w, _ = _tiny_setup(weight_decay=0.1, decoupled_weight_decay=True)
+  a, _ = training.train_step(state, _batch(), loss_fn=loss_fn)
+  b, _ = training.train_step(state_w, _batch(), loss_fn=loss_fn)
+  diff = max(float(jnp.abs(x - y).max()) for x, y in zip(
+      jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)))
+  assert diff > 1e-6
+
+
+def _run_pmapped(n_devices, steps=3):
+  _, state, loss_fn = _tiny_setup()
+  devices = jax.local_devices()[:n_devices]
+  p_step = jax.pmap(functools.partial(training.train_step, loss_fn=loss_fn,
+                                      axis_name="batch"),
+                    axis_name="batch", in_axes=(None, 0),
+                    out_axes=(None, None), devices=devices)
+  for s in range(steps):
+    b = _batch(seed=s).reshape((n_devices, -1, 16, 16, 3))
+    state, metrics = p_step(state, b)
+  return state, metrics
+
+
+def test_pmap_one_vs_four_devices():
+  assert jax.local_device_count() >= 4, "conftest should give 4 CPU devices"
+  s1, m1 = _run_pmapped(1)
+  s4, m4 = _run_pmapped(4)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7),
+      s1.params, s4.params)
+  np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-5)
+
+
+def test_eager_equals_pmap_on_one_device():
+  _, state, loss_fn = _tiny_setup()
+  eager, _ = training.train_step(state, _batch(), loss_fn=loss_fn)
+  pm, _ = _run_pmapped(1, steps=1)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8),
+      eager.params, pm.params)
+
+
+def test_train_step_under_shard_map():
+  """The same pure step, with gradients averaged over a shard_map mesh axis."""
+  from jax.sharding import Mesh, PartitionSpec as P
+  _, state, loss_fn = _tiny_setup()
+  mesh = Mesh(np.array(jax.local_devices()[:4]), ("batch",))
+  step = jax.jit(jax.shard_map(
+      functools.partial(training.train_step, loss_fn=loss_fn,
+                        axis_name="batch"),
+      mesh=mesh, in_specs=(P(), P("batch")), out_specs=(P(), P())))
+  sm, _ = step(state, _batch(seed=0))
+  pm, _ = _run_pmapped(4, steps=1)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-8),
+      sm.params, pm.params)
+
+
+def _smoke(**overrides):
+  config = config_utils.load_config(SMOKE)
+  config_utils.apply_overrides(config, [(k, str(v))
+                                        for k, v in overrides.items()])
+  return config
+
+
+def test_smoke_config_end_to_end(tmp_path):
+  config = _smoke()
+  model = training.model_from_config(config)
+  images = training.load_training_images(config)
+  x = jnp.asarray(images[:16].astype(np.float32) / 255)
+  loss_fn = training.loss_fn_from_config(model, config)
+  init = training.create_train_state(model, training.optimizer_from_config(
+      config), key=jax.random.key(config.seed), image_size=32)
+  before = float(loss_fn(init.params, x)[0])
+  state = training.train_and_evaluate(config, str(tmp_path), progress=False)
+  after = float(loss_fn(state.params, x)[0])
+  assert int(state.step) == 40
+  assert after < 0.8 * before, (before, after)
+  for name in ("config.json", "metrics.jsonl", "metrics.csv",
+               "weights.msgpack"):
+    assert (tmp_path / name).is_file(), name
+  assert json.loads((tmp_path / "config.json").read_text())[
+      "model"]["arch"] == "3-32-8"
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["30", "40"]
+  assert sorted(os.listdir(tmp_path / "samples")) == [
+      "step_0000020.png", "step_0000040.png"]
+  assert any(p.name.startswith("events.out.tfevents")
+             for p in (tmp_path / "tensorboard").iterdir())
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert [r["step"] for r in rows] == list(range(5, 41, 5))
+  assert {"loss", "spa", "exp", "col", "tv", "grad_norm",
+          "images_per_s"} <= set(rows[0])
+  params, arch, _ = params_io.load_weights(str(tmp_path / "weights.msgpack"))
+  assert arch["depth"] == 3
+
+
+def test_resume_in_process_is_exact(tmp_path):
+  full = training.train_and_evaluate(_smoke(num_steps=20), str(tmp_path / "a"),
+                                     progress=False)
+  training.train_and_evaluate(_smoke(num_steps=20), str(tmp_path / "b"),
+                              progress=False, stop_after=7)
+  resumed = training.train_and_evaluate(_smoke(num_steps=20),
+                                        str(tmp_path / "b"), progress=False)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, full.params,
+                         resumed.params)
+
+
+def test_incompatible_and_corrupt_checkpoints_fail_loudly(tmp_path):
+  training.train_and_evaluate(_smoke(num_steps=10), str(tmp_path),
+                              progress=False)
+  with pytest.raises(checkpoints.CheckpointError, match="cannot restore"):
+    training.train_and_evaluate(_smoke(num_steps=20, **{"model.arch":
+                                                        "7-16-8"}),
+                                str(tmp_path), progress=False)
+  with pytest.raises(checkpoints.CheckpointError, match="seed"):
+    training.train_and_evaluate(_smoke(num_steps=20, seed=3), str(tmp_path),
+                                progress=False)
+  # damage every data file of the newest checkpoint
+  for p in (tmp_path / "checkpoints" / "10" / "state").rglob("*"):
+    if p.is_file():
+      p.write_bytes(b"garbage")
+  with pytest.raises(checkpoints.CheckpointError, match="checkpoints/10"):
+    training.train_and_evaluate(_smoke(num_steps=20), str(tmp_path),
+                                progress=False)
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
+  training.train_and_evaluate(_smoke(num_steps=10), str(tmp_path),
+                              progress=False)
+
+  def nan_loss(params, batch):
+    v = sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(params)) * jnp.nan
+    return v, {"nan": v}
+
+  with pytest.raises(FloatingPointError, match="between steps 11 and 15"):
+    training.train_and_evaluate(_smoke(num_steps=20), str(tmp_path),
+                                progress=False, loss_fn=nan_loss)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10"]
+
+
+def _train_cmd(workdir, steps):
+  return [sys.executable, "-m", "zerodce_jax", "train", "--config", SMOKE,
+          "--workdir", str(workdir), "--no-progress",
+          f"--config.num_steps={steps}", "--config.checkpoint_every=4",
+          "--config.log_every=2", "--config.sample_every=0"]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_exact(tmp_path):
+  """Kill a real training process mid-run; restart; same params as a run
+  that was never interrupted."""
+  steps = 200
+  ref = subprocess.run(_train_cmd(tmp_path / "ref", steps),
+                       capture_output=True, text=True, timeout=600)
+  assert ref.returncode == 0, ref.stderr
+  work = tmp_path / "killed"
+  proc = subprocess.Popen(_train_cmd(work, steps), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  ckpt = work / "checkpoints"
+  while time.time() < deadline:
+    done = [int(p.name) for p in ckpt.iterdir()
+            if p.name.isdigit()] if ckpt.is_dir() else []
+    if done and max(done) >= 40:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (work / "weights.msgpack").exists(), "killed too late"
+  again = subprocess.run(_train_cmd(work, steps), capture_output=True,
+                         text=True, timeout=600)
+  assert again.returncode == 0, again.stderr
+  assert "resumed from" in again.stdout + again.stderr
+  a, _, _ = params_io.load_params(str(tmp_path / "ref" / "weights.msgpack"))
+  b, _, _ = params_io.load_params(str(work / "weights.msgpack"))
+  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+
+
+def test_custom_loss_term_trains(tmp_path):
+  """Research API: an extra term given in Python changes what is learnt."""
+  config = _smoke(num_steps=10)
+  model = training.model_from_config(config)
+
+  def dark(*, enhanced, original, maps):
+    return enhanced.mean(axis=(1, 2, 3))
+
+  loss_fn = training.make_loss_fn(
+      model, weights={"exp": 10.0, "dark": 50.0}, exposure_patch=8,
+      extra_terms={"dark": dark})
+  state = training.train_and_evaluate(config, str(tmp_path), progress=False,
+                                      loss_fn=loss_fn)
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert "dark" in rows[-1] and "spa" not in rows[-1]
+  assert int(state.step) == 10
+
+
+def test_config_overrides():
+  c = config_utils.load_config(SMOKE)
+  config_utils.apply_overrides(c, config_utils.parse_override_args(
+      ["--config.optim.learning_rate=0.5", "--config.data.random_flip", "true",
+       "--config.model.arch=7-16-8", "--config.num_steps=3"]))
+  assert c.optim.learning_rate == 0.5 and c.data.random_flip is True
+  assert c.model.arch == "7-16-8" and c.num_steps == 3
+  with pytest.raises(KeyError, match="lerning_rate"):
+    config_utils.apply_overrides(c, [("optim.lerning_rate", "1")])
+  with pytest.raises(ValueError, match="num_steps"):
+    config_utils.apply_overrides(c, [("num_steps", "many")])
+  with pytest.raises(ValueError, match="unrecognised"):
+    config_utils.parse_override_args(["--lr=3"])
+
+
+@pytest.mark.parametrize("spec", [
+    "zerodce_official.py", "zerodce_paper.py", "zerodce_pp_official.py",
+    "ablation_arch.py:3-32-8", "ablation_arch.py:7-16-8",
+    "ablation_arch.py:7-32-16", "ablation_loss.py:no_spa",
+    "ablation_loss.py:no_exp", "ablation_loss.py:no_col",
+    "ablation_loss.py:no_tv", "smoke.py"])
+def test_every_config_builds_a_model_and_loss(spec):
+  c = config_utils.load_config(str(ROOT / "configs" / spec))
+  model = training.model_from_config(c)
+  loss_fn = training.loss_fn_from_config(model, c)
+  size = 32
+  x = _batch(2, size)
+  params = model.init(jax.random.key(0), x)["params"]
+  loss, terms = loss_fn(params, x) if c.loss.exposure_patch <= size else (
+      None, None)
+  if loss is not None:
+    assert np.isfinite(float(loss))
+    assert set(terms) == {k for k, w in c.loss.weights.items() if w}
+
+
+def test_official_and_paper_configs_say_what_they_are():
+  off = config_utils.load_config(str(ROOT / "configs" / "zerodce_official.py"))
+  pap = config_utils.load_config(str(ROOT / "configs" / "zerodce_paper.py"))
+  pp = config_utils.load_config(str(ROOT / "configs" /
+                                    "zerodce_pp_official.py"))
+  assert dict(off.loss.weights) == losses.OFFICIAL_WEIGHTS
+  assert dict(pap.loss.weights) == losses.PAPER_WEIGHTS
+  assert dict(pp.loss.weights) == losses.OFFICIAL_PP_WEIGHTS
+  assert (off.loss.variant, pap.loss.variant) == ("official", "paper")
+  assert (off.data.image_size, pp.data.image_size) == (256, 512)
+  assert (off.num_epochs, pp.num_epochs) == (200, 100)
+  assert (off.optim.learning_rate, off.optim.weight_decay,
+          off.optim.clip_norm, off.batch_size) == (1e-4, 1e-4, 0.1, 8)
