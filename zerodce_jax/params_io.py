@@ -125,9 +125,44 @@ def asset_path(name: str) -> str:
                       name)
 
 
+def _load_workdir(workdir: str) -> tuple[Any, dict[str, Any], str]:
+  """Params of a training run: its final weights, else its newest checkpoint."""
+  final = os.path.join(workdir, "weights.msgpack")
+  if os.path.isfile(final):
+    return load_params(final)
+  config_path = os.path.join(workdir, "config.json")
+  if not (os.path.isfile(config_path)
+          and os.path.isdir(os.path.join(workdir, "checkpoints"))):
+    raise WeightsError(f"{workdir}: a folder that is not a training run "
+                       "(no weights.msgpack, config.json or checkpoints/)")
+  import json  # noqa: PLC0415
+  import ml_collections  # noqa: PLC0415
+  from zerodce_jax import checkpoints, training  # noqa: PLC0415
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  model = training.model_from_config(config)
+  state = training.create_train_state(
+      model, training.optimizer_from_config(config), key=jax.random.key(0),
+      image_size=16)
+  manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
+                                     keep=10**6, async_save=False)
+  try:
+    restored = checkpoints.restore_latest(manager, training.state_dict(state))
+  except checkpoints.CheckpointError as e:
+    raise WeightsError(str(e)) from None
+  finally:
+    manager.close()
+  if restored is None:
+    raise WeightsError(f"{workdir}: no complete checkpoint yet")
+  sd, meta = restored
+  return (jax.device_get(sd["params"]), arch_of(model),
+          f"training run {workdir}, checkpoint step {meta.get('step')}")
+
+
 def load_weights(spec: str = DEFAULT_WEIGHTS
                  ) -> tuple[Any, dict[str, Any], str]:
-  """Loads weights by bundled name (``zerodce-default``) or file path.
+  """Loads weights by bundled name (``zerodce-default``), weights file, or
+  training workdir (its ``weights.msgpack``, else its newest checkpoint).
 
   Returns:
     ``(params, arch, source)`` as ``load_params``.
@@ -139,8 +174,7 @@ def load_weights(spec: str = DEFAULT_WEIGHTS
   if spec in BUNDLED:
     return load_params(asset_path(BUNDLED[spec]))
   if os.path.isdir(spec):
-    raise WeightsError(f"{spec}: is a folder; give a weights file "
-                       "(*.msgpack)")
+    return _load_workdir(spec)
   if not os.path.exists(spec):
     raise WeightsError(
         f"{spec}: neither a weights file nor a bundled model (bundled: "

@@ -153,7 +153,8 @@ def load_training_images(config, *, report=print):
                    "synthetic)")
 
 
-def _state_dict(state: TrainState) -> dict[str, Any]:
+def state_dict(state: TrainState) -> dict[str, Any]:
+  """What a checkpoint holds of a train state."""
   return {"step": jnp.asarray(state.step, jnp.int32), "params": state.params,
           "opt_state": state.opt_state}
 
@@ -230,7 +231,7 @@ def train_and_evaluate(config, workdir: str, *,
                              image_size=config.data.image_size)
   manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
                                      keep=config.keep_checkpoints)
-  restored = checkpoints.restore_latest(manager, _state_dict(state))
+  restored = checkpoints.restore_latest(manager, state_dict(state))
   if restored is not None:
     sd, meta = restored
     if meta.get("seed") != config.seed:
@@ -253,7 +254,7 @@ def train_and_evaluate(config, workdir: str, *,
           "images_per_process": len(images), "batch_size": config.batch_size}
 
   def checkpoint(step):
-    checkpoints.save(manager, step, _state_dict(state),
+    checkpoints.save(manager, step, state_dict(state),
                      {**meta, "step": step, "data_position": step})
 
   data = input_pipeline.prefetch(input_pipeline.batches(

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from zerodce_jax import input_pipeline as ip
+
+
+def test_batch_order_is_deterministic_per_seed_and_resumable():
+  a = [b.tolist() for b, _ in zip(ip.batch_indices(20, batch_size=4, seed=1),
+                                  range(12))]
+  b = [b.tolist() for b, _ in zip(ip.batch_indices(20, batch_size=4, seed=1),
+                                  range(12))]
+  c = [b.tolist() for b, _ in zip(ip.batch_indices(20, batch_size=4, seed=2),
+                                  range(12))]
+  assert a == b and a != c
+  # each epoch (5 batches) visits every index once
+  assert sorted(sum(a[:5], [])) == list(range(20))
+  assert sorted(sum(a[5:10], [])) == list(range(20))
+  assert a[:5] != a[5:10]  # a fresh permutation per epoch
+  resumed = [b.tolist() for b, _ in zip(
+      ip.batch_indices(20, batch_size=4, seed=1, start_step=7), range(5))]
+  assert resumed == a[7:12]
+
+
+def test_process_shards_cover_everything_once():
+  items = list(range(23))
+  shards = [ip.shard_for_process(items, i, 4) for i in range(4)]
+  assert sorted(sum(shards, [])) == items
+  assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_batches_layout_and_flips():
+  images = (np.arange(8 * 4 * 4 * 3) % 256).astype(np.uint8).reshape(
+      8, 4, 4, 3)
+  it = ip.batches(images, batch_size=4, seed=0, num_devices=2,
+                  random_flip=True)
+  b = next(it)
+  assert b.shape == (2, 2, 4, 4, 3) and b.dtype == np.float32
+  flat = b.reshape(4, 4, 4, 3)
+  idx = next(ip.batch_indices(8, batch_size=4, seed=0))
+  for img, i in zip(flat, idx):
+    orig = images[i] / 255
+    assert (np.allclose(img, orig) or np.allclose(img, orig[:, ::-1]))
+  again = next(ip.batches(images, batch_size=4, seed=0, num_devices=2,
+                          random_flip=True))
+  np.testing.assert_array_equal(b, again)
+  with pytest.raises(ValueError, match="does not split"):
+    next(ip.batches(images, batch_size=3, seed=0, num_devices=2))
+
+
+def test_folder_loading_skips_corrupt_files_with_a_report(tmp_path):
+  Image.new("RGB", (20, 10), (200, 10, 10)).save(tmp_path / "a.png")
+  (tmp_path / "sub").mkdir()
+  Image.new("L", (8, 8), 50).save(tmp_path / "sub" / "b.jpg")
+  (tmp_path / "bad.jpg").write_bytes(b"nope")
+  (tmp_path / "notes.txt").write_text("not an image")
+  paths = ip.list_images(str(tmp_path))
+  assert [p.split("/")[-1] for p in paths] == ["a.png", "bad.jpg", "b.jpg"]
+  reports = []
+  images, kept = ip.load_resized(paths, 16, report=reports.append)
+  assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
+  assert len(reports) == 1 and "bad.jpg" in reports[0]
+  assert images[1].min() == images[1].max() == 50  # grey -> RGB
+
+
+def test_missing_folder_message(tmp_path):
+  with pytest.raises(FileNotFoundError, match="data.path"):
+    ip.list_images("")
+  with pytest.raises(FileNotFoundError, match="no images"):
+    ip.list_images(str(tmp_path))
+
+
+def test_synthetic_images_span_exposures():
+  x = ip.synthetic_images(64, 16, seed=0)
+  means = x.reshape(64, -1).mean(axis=1) / 255
+  assert means.min() < 0.15 and means.max() > 0.6
+  np.testing.assert_array_equal(x, ip.synthetic_images(64, 16, seed=0))
+
+
+def test_prefetch_keeps_order_and_raises_errors():
+  assert list(ip.prefetch(iter(range(10)), depth=3)) == list(range(10))
+
+  def broken():
+    yield 1
+    raise RuntimeError("disk gone")
+
+  it = ip.prefetch(broken())
+  assert next(it) == 1
+  with pytest.raises(RuntimeError, match="disk gone"):
+    next(it)
