@@ -78,6 +78,77 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
   return 1 if failed else 0
 
 
+def _load_enhancer(weights: str, scale_factor: int):
+  """(Enhancer, None) or (None, error message)."""
+  from zerodce_jax import enhance, models, params_io  # noqa: PLC0415
+  try:
+    params, arch, _ = params_io.load_weights(weights)
+  except params_io.WeightsError as e:
+    return None, str(e)
+  model = models.DCENet(**arch, scale_factor=scale_factor
+                        if arch["separable"] else 1)
+  return enhance.Enhancer(model, params), None
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+  from zerodce_jax import evaluate, image_io, input_pipeline  # noqa: PLC0415
+  enhancer, err = _load_enhancer(args.weights, args.scale_factor)
+  if err:
+    print(f"zerodce eval: {err}", file=sys.stderr)
+    return 2
+  try:
+    if args.high:
+      pairs = evaluate.match_pairs(args.low, args.high)
+      rows = evaluate.evaluate_paired(enhancer, pairs)
+    else:
+      paths = [(os.path.relpath(p, args.low), p)
+               for p in input_pipeline.list_images(args.low)]
+      rows = evaluate.evaluate_unpaired(enhancer, paths)
+  except (evaluate.EvalError, image_io.ImageError, FileNotFoundError) as e:
+    print(f"zerodce eval: {e}", file=sys.stderr)
+    return 2
+  summary = evaluate.summarise(rows)
+  print(evaluate.format_table(rows, summary))
+  evaluate.write_results(rows, summary, json_path=args.json,
+                         csv_path=args.csv,
+                         meta={"weights": args.weights, "low": args.low,
+                               "high": args.high,
+                               "scale_factor": args.scale_factor})
+  return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+  from zerodce_jax import bench  # noqa: PLC0415
+  try:
+    sizes = [tuple(int(v) for v in s.lower().split("x"))[::-1]
+             for s in args.sizes.split(",")]
+    if any(len(s) != 2 for s in sizes):
+      raise ValueError
+  except ValueError:
+    print(f"zerodce bench: --sizes wants WIDTHxHEIGHT[,...], got "
+          f"{args.sizes!r}", file=sys.stderr)
+    return 2
+  names = args.models.split(",")
+  bad = [n for n in names if n not in ("zerodce", "zerodce++")]
+  if bad:
+    print(f"zerodce bench: unknown models {bad} (zerodce, zerodce++)",
+          file=sys.stderr)
+    return 2
+  records = bench.run(
+      model_names=names, sizes=sizes, batches=[args.batch],
+      dtypes=args.dtype.split(","), tasks=args.tasks.split(","),
+      scale_factors=[int(s) for s in args.scale_factors.split(",")],
+      vs_torch=args.vs_torch, repeats=args.repeats,
+      train_batch=args.train_batch, shared=args.shared)
+  bench.write_json(records, args.json)
+  for r in bench.ratios(records):
+    print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
+          f"b{r['batch']}: JAX {r['jax_s']:.4f} s, JAX is "
+          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
+  print(f"wrote {args.json}")
+  return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
   from zerodce_jax import checkpoints, config_utils, training  # noqa: PLC0415
   try:
@@ -210,6 +281,53 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--no-progress", action="store_true",
                  help="no progress bar")
   p.set_defaults(func=_cmd_train)
+
+  p = sub.add_parser(
+      "eval", help="score a model on a paired or unpaired test set",
+      description=(
+          "Enhance every image of a test set and report the papers' "
+          "figures. Paired (--low and --high, matched by relative path, "
+          "extension ignored): PSNR, SSIM (dm-pix), MAE on 0-255. Unpaired "
+          "(--low only, e.g. DICM, LIME, MEF, NPE, VV): mean brightness and "
+          "LOE (lightness order error). Prints a table; --json/--csv save "
+          "it."))
+  p.add_argument("--low", required=True, help="folder of low-light inputs")
+  p.add_argument("--high", help="folder of references (paired sets)")
+  p.add_argument("--weights", default="zerodce-default",
+                 help="bundled name, weights file or training workdir")
+  p.add_argument("--scale-factor", type=int, default=12,
+                 help="Zero-DCE++ scale factor (default 12)")
+  p.add_argument("--json", help="write results as JSON here")
+  p.add_argument("--csv", help="write per-image results as CSV here")
+  p.set_defaults(func=_cmd_eval)
+
+  p = sub.add_parser(
+      "bench", help="time inference and training, optionally vs PyTorch",
+      description=(
+          "Time Zero-DCE / Zero-DCE++ (median of --repeats runs after "
+          "compilation, block_until_ready; compile time apart) and write "
+          "JSON records (model, framework, task, height, width, batch, "
+          "dtype, device, threads, median_s, min_s, compile_s, ...). "
+          "--vs-torch times the official model re-written in PyTorch on the "
+          "same inputs and thread count, with and without "
+          "torch.set_flush_denormal(True)."))
+  p.add_argument("--models", default="zerodce,zerodce++")
+  p.add_argument("--sizes", default="1200x900",
+                 help="WIDTHxHEIGHT list (default 1200x900, the paper's)")
+  p.add_argument("--batch", type=int, default=1)
+  p.add_argument("--train-batch", type=int, default=8)
+  p.add_argument("--dtype", default="float32",
+                 help="float32, bfloat16 or both, comma-separated")
+  p.add_argument("--tasks", default="infer",
+                 help="infer, train_step, roofline (comma-separated)")
+  p.add_argument("--scale-factors", default="1,12",
+                 help="Zero-DCE++ scale factors (default 1,12)")
+  p.add_argument("--vs-torch", action="store_true")
+  p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--shared", default=os.path.join("..", "shared"),
+                 help="folder with weights/ (official weights for torch)")
+  p.add_argument("--json", required=True, help="output JSON path")
+  p.set_defaults(func=_cmd_bench)
   return parser
 
 

@@ -1,0 +1,22 @@
+"""Shared command line of the benchmark scripts (parsing only)."""
+
+import argparse
+import os
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                      "shared")
+
+
+def parser(doc):
+  ap = argparse.ArgumentParser(description=doc,
+                               formatter_class=argparse.RawTextHelpFormatter)
+  ap.add_argument("--quick", action="store_true",
+                  help="tiny sizes, 1 repeat: checks the script runs")
+  ap.add_argument("--vs-torch", action="store_true",
+                  help="also time the official model in PyTorch (if installed)")
+  ap.add_argument("--repeats", type=int, default=5)
+  ap.add_argument("--out", default="benchmarks/results",
+                  help="folder for the JSON and PNG")
+  ap.add_argument("--shared", default=SHARED,
+                  help="../shared (official weights for torch runs)")
+  return ap

@@ -1,0 +1,51 @@
+"""Training throughput: the pmapped official train step vs batch and devices,
+and vs the official PyTorch step at batch 8 x 256x256.
+
+    python benchmarks/train_step.py [--vs-torch] [--quick] [--devices 1,2]
+
+On a CPU, devices are XLA's fake host devices
+(XLA_FLAGS=--xla_force_host_platform_device_count=N, set here before JAX
+starts); they share the same cores. Writes OUT/train_step.json and .png.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+
+def main(argv=None):
+  ap = _common.parser(__doc__)
+  ap.add_argument("--devices", default="1,2",
+                  help="device counts to try (default 1,2)")
+  ap.add_argument("--batches", default="8,16", help="global batch sizes")
+  args = ap.parse_args(argv)
+  counts = [int(d) for d in args.devices.split(",")]
+  if "jax" not in sys.modules:
+    os.environ.setdefault(
+        "XLA_FLAGS", f"--xla_force_host_platform_device_count={max(counts)}")
+  from zerodce_jax import bench  # noqa: PLC0415
+  size, batches = 256, [int(b) for b in args.batches.split(",")]
+  if args.quick:
+    size, batches, args.repeats = 32, [8], 1
+  records = []
+  for b in batches:
+    records += bench.run(tasks=["train_step"], model_names=["zerodce"],
+                         vs_torch=args.vs_torch and b == 8,
+                         repeats=args.repeats, train_size=size,
+                         train_batch=b, device_counts=counts,
+                         shared=args.shared)
+  os.makedirs(args.out, exist_ok=True)
+  bench.write_json(records, os.path.join(args.out, "train_step.json"))
+  bench.plot_records(records, os.path.join(args.out, "train_step.png"),
+                     title="zerodce-jax train step")
+  print(bench.format_records(records))
+  for r in bench.ratios(records):
+    print(f"train step b{r['batch']} {r['height']}x{r['width']}: JAX is "
+          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

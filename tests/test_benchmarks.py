@@ -1,0 +1,50 @@
+"""The benchmark scripts run end to end in --quick mode, so they never rot."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from zerodce_jax import bench, models
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIELDS = {"model", "framework", "task", "height", "width", "batch", "dtype",
+          "device", "threads", "median_s", "min_s", "compile_s"}
+
+
+def test_flop_counts():
+  # 7 convs: 3->32, 3x 32->32, 2x 64->32, 64->24, 3x3: 79,200 MACs/pixel
+  assert bench.flops_per_pixel(models.ARCHITECTURES["zerodce"]) == 158_400
+  # 1200x900: 171 GFLOP, the figure SPEC section 8 quotes
+  assert bench.model_flops(models.ARCHITECTURES["zerodce"], 900, 1200) / 1e9 \
+      == pytest.approx(171.07 + 0.10, abs=0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["infer.py", "train_step.py",
+                                    "roofline.py"])
+def test_script_quick(tmp_path, script):
+  r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script),
+                      "--quick", "--out", str(tmp_path)], capture_output=True,
+                     text=True, timeout=600, cwd=ROOT)
+  assert r.returncode == 0, r.stderr[-3000:]
+  name = script[:-3]
+  doc = json.loads((tmp_path / f"{name}.json").read_text())
+  assert doc["machine"]["cores"] >= 1
+  for rec in doc["records"]:
+    if rec["task"] != "matmul_peak":
+      assert FIELDS <= set(rec), FIELDS - set(rec)
+      assert rec["median_s"] > 0
+
+
+def test_ratios_pick_the_faster_torch_run():
+  base = dict(task="infer", model="zerodce", height=9, width=9, batch=1,
+              dtype="float32")
+  recs = [dict(base, framework="jax", median_s=1.0),
+          dict(base, framework="torch", flush_denormal=False, median_s=30.0),
+          dict(base, framework="torch", flush_denormal=True, median_s=2.0)]
+  (r,) = bench.ratios(recs)
+  assert r["speedup_vs_best_torch"] == 2.0
+  assert (r["torch_default_s"], r["torch_ftz_s"]) == (30.0, 2.0)

@@ -1,0 +1,421 @@
+"""Benchmark harness: timings that exclude compilation, FLOP counts, records.
+
+Every timing blocks until the result is ready (``block_until_ready`` /
+PyTorch's synchronous CPU ops) before the clock stops; the first call (JAX:
+compilation) is timed separately as ``compile_s``; the figure is the median
+of ``repeats`` runs. Records are dicts with at least: model, framework, task,
+height, width, batch, dtype, device, threads, median_s, min_s, compile_s.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zerodce_jax import models, training
+
+__all__ = ["timeit", "flops_per_pixel", "model_flops", "machine_info",
+           "bench_jax_infer", "bench_jax_train_step", "bench_torch_infer",
+           "bench_torch_train_step", "bench_matmul_peak", "format_records",
+           "write_json", "plot_records", "torch_available", "run",
+           "official_params", "ratios"]
+
+
+def timeit(fn: Callable[[], Any], *, repeats: int, warmup: int = 1
+           ) -> tuple[float, float, float]:
+  """``(median_s, min_s, first_call_s)`` of ``fn()`` (which must block)."""
+  t = time.perf_counter()
+  fn()
+  first = time.perf_counter() - t
+  for _ in range(max(0, warmup - 1)):
+    fn()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return statistics.median(times), min(times), first
+
+
+def flops_per_pixel(arch: dict[str, Any]) -> float:
+  """Forward FLOPs (2 x multiply-adds) per pixel of the net's input."""
+  total = 0
+  depth, width, it = arch["depth"], arch["width"], arch["iterations"]
+  out = 3 if arch["separable"] else 3 * it
+  for k, src in enumerate(models.skip_sources(depth), start=1):
+    cin = 3 if src == (0,) else width * len(src)
+    cout = out if k == depth else width
+    total += (9 * cin + cin * cout) if arch["separable"] else 9 * cin * cout
+  return 2.0 * total
+
+
+def model_flops(arch: dict[str, Any], height: int, width: int, *,
+                scale_factor: int = 1) -> float:
+  """Forward FLOPs of one image (the net runs at 1/scale_factor size); the
+  curve iterations (~4 FLOPs x 3 channels x iterations per pixel) included."""
+  hs, ws = height // scale_factor, width // scale_factor
+  return (flops_per_pixel(arch) * hs * ws
+          + 4 * 3 * arch["iterations"] * height * width)
+
+
+def machine_info() -> dict[str, Any]:
+  """CPU model, core count, JAX backend and device kind."""
+  cpu = platform.processor() or ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  dev = jax.devices()[0]
+  return {"cpu": cpu, "cores": os.cpu_count(), "backend": dev.platform,
+          "device_kind": dev.device_kind, "jax": jax.__version__,
+          "date": time.strftime("%Y-%m-%d")}
+
+
+def _record(**kw) -> dict[str, Any]:
+  dev = jax.devices()[0]
+  base = {"device": dev.platform if kw.get("framework") == "jax" else "cpu",
+          "threads": os.cpu_count()}
+  base.update(kw)
+  px = base["height"] * base["width"] * base["batch"]
+  base["images_per_s"] = base["batch"] / base["median_s"]
+  base["megapixels_per_s"] = px / 1e6 / base["median_s"]
+  return base
+
+
+def _dtype(name: str):
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+
+
+def _model(name: str, dtype: str, scale_factor: int):
+  arch = models.ARCHITECTURES[name]
+  return models.DCENet(**arch, dtype=_dtype(dtype),
+                       scale_factor=scale_factor if arch["separable"] else 1)
+
+
+def _input(batch, h, w, seed=0):
+  return np.random.default_rng(seed).random((batch, h, w, 3)).astype(
+      np.float32) * 0.4
+
+
+def bench_jax_infer(name: str, params, *, height: int, width: int,
+                    batch: int = 1, dtype: str = "float32",
+                    scale_factor: int = 1, repeats: int = 5) -> dict:
+  """Inference (net + curves) of a batch, jitted."""
+  model = _model(name, dtype, scale_factor)
+  fn = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
+  x = jax.device_put(jnp.asarray(_input(batch, height, width), _dtype(dtype)))
+  params = jax.device_put(params)
+  med, mn, first = timeit(lambda: fn(params, x).block_until_ready(),
+                          repeats=repeats)
+  flops = model_flops(models.ARCHITECTURES[name], height, width,
+                      scale_factor=model.scale_factor) * batch
+  return _record(model=_label(name, model.scale_factor), framework="jax",
+                 task="infer", height=height, width=width, batch=batch,
+                 dtype=dtype, median_s=med, min_s=mn, compile_s=first - med,
+                 gflop=flops / 1e9, gflop_per_s=flops / 1e9 / med)
+
+
+def _label(name, scale_factor):
+  return name if scale_factor == 1 else f"{name}(s={scale_factor})"
+
+
+def bench_jax_train_step(name: str, *, height: int = 256, width: int = 256,
+                         batch: int = 8, dtype: str = "float32",
+                         devices: int = 1, repeats: int = 3) -> dict:
+  """One official train step (forward, losses, backward, Adam), pmapped over
+  ``devices`` local devices."""
+  model = _model(name, dtype, 1)
+  tv = 1600.0 if models.ARCHITECTURES[name]["separable"] else 200.0
+  loss_fn = training.make_loss_fn(
+      model, weights={"spa": 1.0, "exp": 10.0, "col": 5.0, "tv": tv},
+      color_eps=1e-8)
+  state = training.create_train_state(model, training.make_optimizer(),
+                                      key=jax.random.key(0))
+  devs = jax.local_devices()[:devices]
+  step = jax.pmap(functools.partial(training.train_step, loss_fn=loss_fn,
+                                    axis_name="batch"),
+                  axis_name="batch", in_axes=(None, 0), out_axes=(None, None),
+                  devices=devs)
+  x = jnp.asarray(_input(batch, height, width).reshape(
+      (devices, batch // devices, height, width, 3)))
+  box = [state]
+
+  def run():
+    box[0], m = step(box[0], x)
+    jax.block_until_ready(m)
+
+  med, mn, first = timeit(run, repeats=repeats)
+  flops = 3 * model_flops(models.ARCHITECTURES[name], height, width) * batch
+  return _record(model=name, framework="jax", task="train_step",
+                 height=height, width=width, batch=batch, dtype=dtype,
+                 devices=devices, median_s=med, min_s=mn,
+                 compile_s=first - med, gflop=flops / 1e9,
+                 gflop_per_s=flops / 1e9 / med)
+
+
+def torch_available() -> bool:
+  try:
+    import torch  # noqa: F401, PLC0415
+    return True
+  except ImportError:
+    return False
+
+
+def bench_torch_infer(name: str, params, *, height: int, width: int,
+                      batch: int = 1, scale_factor: int = 1,
+                      flush_denormal: bool, repeats: int = 5) -> dict:
+  """The official model (re-written in PyTorch) on the same input."""
+  import torch  # noqa: PLC0415
+  from zerodce_jax import torch_reference  # noqa: PLC0415
+  torch.set_num_threads(os.cpu_count())
+  torch.set_flush_denormal(flush_denormal)
+  arch = models.ARCHITECTURES[name]
+  net = torch_reference.from_params(params, arch,
+                                    scale_factor=scale_factor
+                                    if arch["separable"] else 1).eval()
+  x = torch.from_numpy(_input(batch, height, width)).permute(0, 3, 1, 2)
+  x = x.contiguous()
+
+  def run():
+    with torch.no_grad():
+      net(x)
+
+  try:
+    med, mn, _ = timeit(run, repeats=repeats)
+  finally:
+    torch.set_flush_denormal(False)
+  return _record(model=_label(name, net.scale_factor), framework="torch",
+                 task="infer", height=height, width=width, batch=batch,
+                 dtype="float32", median_s=med, min_s=mn, compile_s=0.0,
+                 flush_denormal=flush_denormal, torch=torch.__version__,
+                 threads=torch.get_num_threads())
+
+
+def bench_torch_train_step(name: str, params, *, height: int = 256,
+                           width: int = 256, batch: int = 8,
+                           flush_denormal: bool, repeats: int = 3) -> dict:
+  """Official train step in PyTorch: forward, losses, backward, clip, Adam."""
+  import torch  # noqa: PLC0415
+  from zerodce_jax import torch_reference  # noqa: PLC0415
+  torch.set_num_threads(os.cpu_count())
+  torch.set_flush_denormal(flush_denormal)
+  arch = models.ARCHITECTURES[name]
+  net = torch_reference.from_params(params, arch)
+  opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-4)
+  x = torch.from_numpy(_input(batch, height, width)).permute(0, 3, 1, 2)
+  x = x.contiguous()
+  tv = 1600.0 if arch["separable"] else 200.0
+
+  def run():
+    enhanced, r = net(x)
+    loss = torch_reference.official_loss(x, enhanced, r, tv_weight=tv)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
+    opt.step()
+
+  try:
+    med, mn, _ = timeit(run, repeats=repeats)
+  finally:
+    torch.set_flush_denormal(False)
+  return _record(model=name, framework="torch", task="train_step",
+                 height=height, width=width, batch=batch, dtype="float32",
+                 median_s=med, min_s=mn, compile_s=0.0,
+                 flush_denormal=flush_denormal, torch=torch.__version__,
+                 threads=torch.get_num_threads())
+
+
+def bench_matmul_peak(*, n: int = 2048, dtype: str = "float32",
+                      repeats: int = 5) -> dict:
+  """The backend's achievable FLOP/s: a jitted ``n x n`` matrix product."""
+  a = jnp.asarray(np.random.default_rng(0).random((n, n)), _dtype(dtype))
+  f = jax.jit(lambda a: a @ a)
+  med, mn, first = timeit(lambda: f(a).block_until_ready(), repeats=repeats)
+  flops = 2.0 * n**3
+  return {"task": "matmul_peak", "framework": "jax", "n": n, "dtype": dtype,
+          "device": jax.devices()[0].platform, "threads": os.cpu_count(),
+          "median_s": med, "min_s": mn, "compile_s": first - med,
+          "gflop_per_s": flops / 1e9 / med, "model": "matmul",
+          "height": n, "width": n, "batch": 1}
+
+
+def format_records(records: Sequence[dict]) -> str:
+  """A terminal table of benchmark records."""
+  cols = [("task", "{:<11}"), ("model", "{:<14}"), ("framework", "{:<6}"),
+          ("flush_denormal", "{!s:<6}"), ("height", "{:>5}"),
+          ("width", "{:>5}"), ("batch", "{:>5}"), ("dtype", "{:<8}"),
+          ("median_s", "{:>10.4f}"), ("compile_s", "{:>9.2f}"),
+          ("images_per_s", "{:>9.2f}"), ("gflop_per_s", "{:>8.1f}")]
+  lines = ["  ".join(c for c, _ in cols)]
+  for r in records:
+    cells = []
+    for c, f in cols:
+      v = r.get(c, "")
+      try:
+        cells.append(f.format(v) if v != "" else "")
+      except (ValueError, TypeError):
+        cells.append(str(v))
+    lines.append("  ".join(cells))
+  return "\n".join(lines)
+
+
+def write_json(records: Sequence[dict], path: str) -> None:
+  """Writes ``{"machine": ..., "records": [...]}``."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump({"machine": machine_info(), "records": list(records)}, f,
+              indent=2)
+
+
+def plot_records(records: Sequence[dict], path: str, *, title: str) -> bool:
+  """Bar chart of median times per configuration (matplotlib; False if
+  matplotlib is not installed)."""
+  try:
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+  except ImportError:
+    return False
+  labels = [f"{r['model']} {r['framework']}"
+            + ("" if r.get("flush_denormal") is None else
+               (" ftz" if r["flush_denormal"] else " default"))
+            + f"\n{r['height']}x{r['width']} b{r['batch']} {r['dtype']}"
+            for r in records]
+  fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(records)), 4.5))
+  ax.bar(range(len(records)), [r["median_s"] * 1e3 for r in records],
+         color=["tab:blue" if r["framework"] == "jax" else "tab:orange"
+                for r in records])
+  ax.set_xticks(range(len(records)), labels, rotation=60, ha="right",
+                fontsize=7)
+  ax.set_yscale("log")
+  ax.set_ylabel("median time (ms, log)")
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
+def official_params(name: str, *, shared: str | None, flush: bool):
+  """Official weights (converted) when ``shared`` has them, else random
+  N(0, 0.02) weights of the same architecture (timings do not depend on the
+  values, except through denormals: say which in the record)."""
+  from zerodce_jax import convert  # noqa: PLC0415
+  fname = {"zerodce": "zerodce_official_epoch99.pth",
+           "zerodce++": "zerodce_pp_official_epoch99.pth"}.get(name)
+  if shared and fname and os.path.isfile(os.path.join(shared, "weights",
+                                                      fname)):
+    params, _, _ = convert.convert_official(
+        os.path.join(shared, "weights", fname), flush=flush)
+    return params, "official"
+  model = models.make_model(name)
+  return model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))[
+      "params"], "random"
+
+
+def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
+        sizes: Sequence[tuple[int, int]] = ((900, 1200),),
+        batches: Sequence[int] = (1,), dtypes: Sequence[str] = ("float32",),
+        tasks: Sequence[str] = ("infer",), scale_factors: Sequence[int] = (
+            1, 12), vs_torch: bool = False, repeats: int = 5,
+        train_size: int = 256, train_batch: int = 8,
+        device_counts: Sequence[int] = (1,), shared: str | None = None,
+        log: Callable[[str], None] = print) -> list[dict]:
+  """Runs the requested benchmarks and returns their records.
+
+  ``sizes`` are (height, width). ``tasks``: ``infer``, ``train_step``,
+  ``roofline`` (matmul peak). Torch runs (``vs_torch``) use the official
+  weights, once as users run them (denormals kept, default CPU mode) and once
+  with ``torch.set_flush_denormal(True)``.
+  """
+  records = []
+
+  def add(r):
+    records.append(r)
+    log(format_records([r]).splitlines()[-1])
+
+  if vs_torch and not torch_available():
+    log("torch is not installed: skipping the PyTorch side "
+        "(pip install torch==2.13.0)")
+    vs_torch = False
+  log(format_records([]))
+  for name in model_names:
+    params, origin = official_params(name, shared=shared, flush=True)
+    raw = official_params(name, shared=shared, flush=False)[0]
+    sfs = scale_factors if models.ARCHITECTURES[name]["separable"] else (1,)
+    if "infer" in tasks:
+      for (h, w) in sizes:
+        for sf in sfs:
+          if h < sf or w < sf:
+            continue
+          for b in batches:
+            for dt in dtypes:
+              r = bench_jax_infer(name, params, height=h, width=w, batch=b,
+                                  dtype=dt, scale_factor=sf, repeats=repeats)
+              add({**r, "weights": origin})
+            if vs_torch:
+              for ftz in (False, True):
+                add({**bench_torch_infer(name, raw, height=h, width=w,
+                                         batch=b, scale_factor=sf,
+                                         flush_denormal=ftz,
+                                         repeats=repeats), "weights": origin})
+    if "train_step" in tasks:
+      for d in device_counts:
+        if d > jax.local_device_count() or train_batch % d:
+          continue
+        for dt in dtypes:
+          add(bench_jax_train_step(name, height=train_size, width=train_size,
+                                   batch=train_batch, dtype=dt, devices=d,
+                                   repeats=max(1, repeats // 2)))
+      if vs_torch:
+        for ftz in (False, True):
+          add({**bench_torch_train_step(name, raw, height=train_size,
+                                        width=train_size, batch=train_batch,
+                                        flush_denormal=ftz,
+                                        repeats=max(1, repeats // 2)),
+               "weights": origin})
+  if "roofline" in tasks:
+    for dt in dtypes:
+      add(bench_matmul_peak(dtype=dt, repeats=repeats))
+  return records
+
+
+def ratios(records: Sequence[dict]) -> list[dict]:
+  """Speed of JAX relative to the faster PyTorch run of the same work.
+
+  One row per (task, model, size, batch) that has both: ``speedup`` =
+  torch median / JAX median (float32 JAX; > 1 means JAX is faster), against
+  both PyTorch modes.
+  """
+  out = []
+  key = lambda r: (r["task"], r["model"], r["height"], r["width"],
+                   r["batch"])
+  jax_runs = {key(r): r for r in records
+              if r["framework"] == "jax" and r.get("dtype") == "float32"
+              and r.get("devices", 1) == 1}
+  for k, j in jax_runs.items():
+    t = [r for r in records if r["framework"] == "torch" and key(r) == k]
+    if not t:
+      continue
+    default = [r for r in t if not r.get("flush_denormal")]
+    ftz = [r for r in t if r.get("flush_denormal")]
+    best = min(t, key=lambda r: r["median_s"])
+    out.append({"task": k[0], "model": k[1], "height": k[2], "width": k[3],
+                "batch": k[4], "jax_s": j["median_s"],
+                "torch_default_s": default[0]["median_s"] if default else None,
+                "torch_ftz_s": ftz[0]["median_s"] if ftz else None,
+                "speedup_vs_best_torch": best["median_s"] / j["median_s"]})
+  return out
