@@ -30,10 +30,14 @@ def get_config(arg=None):
   c.model.scale_factor = 1          # Zero-DCE++ only
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "folder"          # "folder" | "synthetic"
-  c.data.path = ""                  # folder of training images (required)
-  c.data.image_size = 256
+  c.data.source = "folder"          # "folder" | "synthetic" | "tfds:NAME"
+  c.data.path = ""                  # image folder, or the TFDS data_dir
+  c.data.split = "train"            # TFDS split
+  c.data.image_size = 256           # resize (Lanczos), as the official loader
+  c.data.crop_size = 0              # > 0: random crops of this size
   c.data.random_flip = False
+  c.data.exposure_mixing = False    # synthetic under/over-exposure
+  c.data.prefetch = 2               # batches prepared ahead (thread)
   c.data.num_synthetic = 64         # synthetic source only
 
   c.loss = ml_collections.ConfigDict()

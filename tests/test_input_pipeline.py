@@ -59,7 +59,9 @@ def test_folder_loading_skips_corrupt_files_with_a_report(tmp_path):
   reports = []
   images, kept = ip.load_resized(paths, 16, report=reports.append)
   assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
-  assert len(reports) == 1 and "bad.jpg" in reports[0]
+  assert len(reports) == 2
+  assert "bad.jpg" in reports[0] and "b.jpg: grey image used as RGB" in \
+      reports[1]
   assert images[1].min() == images[1].max() == 50  # grey -> RGB
 
 
@@ -88,3 +90,42 @@ def test_prefetch_keeps_order_and_raises_errors():
   assert next(it) == 1
   with pytest.raises(RuntimeError, match="disk gone"):
     next(it)
+
+
+def test_16bit_and_rgba_training_files(tmp_path):
+  import png
+  x = np.full((6, 6, 3), 30000, np.uint16)
+  with open(tmp_path / "a16.png", "wb") as f:
+    png.Writer(6, 6, bitdepth=16, greyscale=False).write(f, x.reshape(6, -1))
+  Image.new("RGBA", (6, 6), (10, 20, 30, 128)).save(tmp_path / "b.png")
+  reports = []
+  images, kept = ip.load_resized(ip.list_images(str(tmp_path)), 4,
+                                 report=reports.append)
+  assert images.shape == (2, 4, 4, 3)
+  assert images[0].min() == images[0].max() == round(30000 / 65535 * 255)
+  np.testing.assert_array_equal(images[1][0, 0], [10, 20, 30])
+  assert any("RGBA" in r for r in reports)
+
+
+def test_random_crop_and_exposure_mixing_are_deterministic():
+  images = (np.random.default_rng(0).random((8, 12, 12, 3)) * 255).astype(
+      np.uint8)
+  kw = dict(batch_size=4, seed=3, crop_size=8, exposure_mixing=True)
+  a = next(ip.batches(images, **kw))
+  b = next(ip.batches(images, **kw))
+  assert a.shape == (1, 4, 8, 8, 3)
+  np.testing.assert_array_equal(a, b)
+  assert a.min() >= 0 and a.max() <= 1
+  c = next(ip.batches(images, **{**kw, "seed": 4}))
+  assert not np.array_equal(a, c)
+
+
+def test_exposure_mix_spans_exposures():
+  x = np.full((200, 4, 4, 3), 0.5, np.float32)
+  y = ip.exposure_mix(x, key=(0,), read_noise=0, shot_noise=0)
+  means = y.mean(axis=(1, 2, 3))
+  # 2**-3 .. 2**1.5 on linear light, re-encoded with gamma 1/2.2
+  lo = (0.5**2.2 * 2**-3) ** (1 / 2.2)
+  hi = min(1.0, (0.5**2.2 * 2**1.5) ** (1 / 2.2))
+  assert means.min() >= lo - 1e-6 and means.max() <= hi + 1e-6
+  assert means.min() < 0.3 and means.max() > 0.65

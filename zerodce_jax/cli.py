@@ -149,6 +149,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
   return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+  try:
+    from zerodce_jax import datasets  # noqa: PLC0415
+  except ImportError as e:
+    print(f"zerodce data: needs the data extra (pip install "
+          f"'zerodce-jax[data]'): {e}", file=sys.stderr)
+    return 2
+  if args.name not in datasets.DATASETS:
+    print(f"zerodce data: unknown dataset {args.name!r}; known: "
+          f"{', '.join(datasets.DATASETS)}", file=sys.stderr)
+    return 2
+  if args.action == "layout":
+    print(datasets.expected_layout(args.name))
+    return 0
+  if not args.manual_dir or not args.data_dir:
+    print("zerodce data build: give --manual-dir and --data-dir",
+          file=sys.stderr)
+    return 2
+  try:
+    builder = datasets.build(args.name, manual_dir=args.manual_dir,
+                             data_dir=args.data_dir)
+  except datasets.LayoutError as e:
+    print(f"zerodce data: {e}", file=sys.stderr)
+    return 2
+  splits = {k: v.num_examples for k, v in builder.info.splits.items()}
+  print(f"{args.name} built in {args.data_dir}: " + ", ".join(
+      f"{k} {n}" for k, n in sorted(splits.items())))
+  print(f"train on it: --config.data.source=tfds:{args.name} "
+        f"--config.data.path={args.data_dir}")
+  return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
   from zerodce_jax import checkpoints, config_utils, training  # noqa: PLC0415
   try:
@@ -328,6 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
                  help="folder with weights/ (official weights for torch)")
   p.add_argument("--json", required=True, help="output JSON path")
   p.set_defaults(func=_cmd_bench)
+
+  p = sub.add_parser(
+      "data", help="build a paper dataset (TFDS) from a manual download",
+      description=(
+          "Build one of the papers' datasets as TFDS array_record files from "
+          "a folder you downloaded by hand (nothing is fetched), or print "
+          "the folder layout it expects. Datasets: sice, lol, dicm, lime, "
+          "mef, npe, vv, dark_face. Reading needs no TensorFlow."))
+  p.add_argument("action", choices=("build", "layout"))
+  p.add_argument("name", help="dataset name")
+  p.add_argument("--manual-dir", help="folder holding the downloaded files")
+  p.add_argument("--data-dir", help="where to write the TFDS dataset")
+  p.set_defaults(func=_cmd_data)
   return parser
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "list_images_or_empty",
-           "load_resized", "synthetic_images", "shard_for_process",
+           "load_resized", "resize_uint8", "exposure_mix", "synthetic_images", "shard_for_process",
            "batch_indices", "batches", "prefetch"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -48,29 +48,63 @@ def list_images(root: str) -> list[str]:
   return out
 
 
+def resize_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
+  """Float RGB in [0, 1] -> ``size x size`` uint8 RGB, Lanczos (PIL's
+  antialiasing filter, as the official loader's ``ANTIALIAS``)."""
+  from zerodce_jax import image_io  # noqa: PLC0415
+  im = Image.fromarray(image_io.from_float(rgb, 8))
+  return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS))
+
+
 def load_resized(paths: Sequence[str], size: int, *,
                  report=None) -> tuple[np.ndarray, list[str]]:
-  """Loads images as RGB resized to ``size x size`` with Lanczos (PIL's
-  antialiasing filter, as the official loader).
+  """Loads image files resized to ``size x size``.
+
+  Any file ``image_io.read_image`` reads works (8/16-bit, grey, RGBA, EXIF
+  orientation); grey and RGBA files are converted to RGB and reported, and
+  unreadable ones are reported and skipped, through ``report(message)``.
 
   Returns:
     ``(images, kept)``: ``[N, size, size, 3]`` uint8 and the paths loaded.
-    Unreadable files are reported once through ``report(message)`` and
-    skipped.
   """
+  from zerodce_jax import image_io  # noqa: PLC0415
   out, kept = [], []
   for p in paths:
     try:
-      with Image.open(p) as im:
-        im = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-        out.append(np.asarray(im, np.uint8))
-        kept.append(p)
-    except (OSError, ValueError, SyntaxError) as e:
+      rgb, info = image_io.read_image(p)
+    except image_io.ImageError as e:
       if report is not None:
-        report(f"skipping {p}: {e}")
+        report(f"skipping {e}")
+      continue
+    if report is not None and (info.gray or info.alpha is not None):
+      report(f"{p}: {'grey' if info.gray else 'RGBA'} image used as RGB")
+    out.append(resize_uint8(rgb, size))
+    kept.append(p)
   if not out:
     raise FileNotFoundError("no readable training images")
   return np.stack(out), kept
+
+
+def exposure_mix(images: np.ndarray, *, key: Sequence[int],
+                 stops: tuple[float, float] = (-3.0, 1.5),
+                 read_noise: float = 0.002, shot_noise: float = 0.01
+                 ) -> np.ndarray:
+  """Synthetic under/over-exposure of float images in [0, 1], ``[N, H, W, 3]``.
+
+  Each image is linearised (gamma 2.2), scaled by ``2 ** U(stops)``, given
+  sensor-like noise (shot noise with variance ``shot_noise**2 * signal``,
+  read noise ``read_noise``), clipped and re-encoded (gamma 1/2.2). For users
+  whose photos are all well exposed: the paper's point is that training data
+  must span exposures. Deterministic in ``key`` (e.g. ``(seed, step)``).
+  """
+  rng = np.random.default_rng(list(key))
+  lin = np.power(np.clip(images, 0, 1), 2.2)
+  gain = np.power(2.0, rng.uniform(*stops, size=(len(images), 1, 1, 1)))
+  lin = lin * gain
+  noise = rng.standard_normal(lin.shape) * np.sqrt(
+      shot_noise**2 * lin + read_noise**2)
+  out = np.power(np.clip(lin + noise, 0, 1), 1 / 2.2)
+  return out.astype(np.float32)
 
 
 def synthetic_images(n: int, size: int, *, seed: int) -> np.ndarray:
@@ -118,7 +152,8 @@ def batch_indices(n: int, *, batch_size: int, seed: int,
 
 def batches(images: np.ndarray, *, batch_size: int, seed: int,
             start_step: int = 0, num_devices: int = 1,
-            random_flip: bool = False) -> Iterator[np.ndarray]:
+            random_flip: bool = False, crop_size: int = 0,
+            exposure_mixing: bool = False) -> Iterator[np.ndarray]:
   """Float32 batches ``[num_devices, batch_size // num_devices, H, W, 3]``.
 
   Args:
@@ -127,6 +162,9 @@ def batches(images: np.ndarray, *, batch_size: int, seed: int,
     seed, start_step: see ``batch_indices``.
     num_devices: local devices (leading axis for pmap).
     random_flip: horizontal flips drawn from ``(seed, step)``.
+    crop_size: > 0: a random ``crop_size`` square of each image, drawn from
+      ``(seed, step)``.
+    exposure_mixing: apply ``exposure_mix`` (keyed by ``(seed, step)``).
   """
   if batch_size % num_devices:
     raise ValueError(f"batch {batch_size} does not split over {num_devices} "
@@ -135,9 +173,20 @@ def batches(images: np.ndarray, *, batch_size: int, seed: int,
   for idx in batch_indices(len(images), batch_size=batch_size, seed=seed,
                            start_step=start_step):
     b = images[idx].astype(np.float32) / 255.0
+    if crop_size:
+      h, w = b.shape[1:3]
+      if crop_size > min(h, w):
+        raise ValueError(f"crop {crop_size} larger than images {h}x{w}")
+      r = np.random.default_rng([seed, step, 2])
+      ys = r.integers(0, h - crop_size + 1, len(idx))
+      xs = r.integers(0, w - crop_size + 1, len(idx))
+      b = np.stack([im[y:y + crop_size, x:x + crop_size]
+                    for im, y, x in zip(b, ys, xs)])
     if random_flip:
       flip = np.random.default_rng([seed, step, 1]).random(len(idx)) < 0.5
       b[flip] = b[flip, :, ::-1]
+    if exposure_mixing:
+      b = exposure_mix(b, key=(seed, step, 3))
     yield b.reshape((num_devices, -1) + b.shape[1:])
     step += 1
 

@@ -149,8 +149,19 @@ def load_training_images(config, *, report=print):
     paths = ip.shard_for_process(ip.list_images(config.data.path), pi, pc)
     images, _ = ip.load_resized(paths, size, report=report)
     return images
+  if config.data.source.startswith("tfds:"):
+    from zerodce_jax import datasets  # noqa: PLC0415
+    name = config.data.source[len("tfds:"):]
+    if not config.data.path:
+      raise FileNotFoundError("set --config.data.path to the TFDS data_dir "
+                              f"where `zerodce data build {name}` wrote it")
+    source = datasets.data_source(name, data_dir=config.data.path,
+                                  split=config.data.split)
+    idx = ip.shard_for_process(range(len(source)), pi, pc)
+    return np.stack([ip.resize_uint8(source[i]["image"].astype(np.float32)
+                                     / 255.0, size) for i in idx])
   raise ValueError(f"unknown data source {config.data.source!r} (folder, "
-                   "synthetic)")
+                   "synthetic, tfds:NAME)")
 
 
 def state_dict(state: TrainState) -> dict[str, Any]:
@@ -228,7 +239,8 @@ def train_and_evaluate(config, workdir: str, *,
   loss_fn = loss_fn or loss_fn_from_config(model, config)
   state = create_train_state(model, optimizer_from_config(config),
                              key=jax.random.key(config.seed),
-                             image_size=config.data.image_size)
+                             image_size=config.data.crop_size
+                             or config.data.image_size)
   manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
                                      keep=config.keep_checkpoints)
   restored = checkpoints.restore_latest(manager, state_dict(state))
@@ -259,7 +271,10 @@ def train_and_evaluate(config, workdir: str, *,
 
   data = input_pipeline.prefetch(input_pipeline.batches(
       images, batch_size=local_batch, seed=config.seed, start_step=start,
-      num_devices=n_local, random_flip=config.data.random_flip))
+      num_devices=n_local, random_flip=config.data.random_flip,
+      crop_size=config.data.crop_size,
+      exposure_mixing=config.data.exposure_mixing),
+      depth=config.data.prefetch)
   bar = tqdm(total=total, initial=start, unit="step", disable=not progress,
              dynamic_ncols=True)
   last_good = start
