@@ -118,3 +118,22 @@ def test_jit_equals_eager():
 def test_unknown_arch():
   with pytest.raises(ValueError, match="unknown architecture"):
     models.make_model("zerodce-xl")
+
+
+@pytest.mark.parametrize("channels", [3, 32, 64])
+def test_depthwise_shifts_equal_grouped_convolution(channels):
+  rng = np.random.default_rng(channels)
+  x = jnp.asarray(rng.random((2, 9, 11, channels)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 1, channels)), jnp.float32)
+  ref = jax.lax.conv_general_dilated(
+      x, k, (1, 1), ((1, 1), (1, 1)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=channels, precision=jax.lax.Precision.HIGHEST)
+  np.testing.assert_allclose(models.depthwise_conv3x3(x, k), ref, atol=2e-6)
+  g = jax.grad(lambda k: jnp.sum(jnp.tanh(models.depthwise_conv3x3(x, k))))(k)
+  g_ref = jax.grad(lambda k: jnp.sum(jnp.tanh(jax.lax.conv_general_dilated(
+      x, k, (1, 1), ((1, 1), (1, 1)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=channels,
+      precision=jax.lax.Precision.HIGHEST))))(k)
+  np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)
