@@ -137,3 +137,18 @@ def test_depthwise_shifts_equal_grouped_convolution(channels):
       feature_group_count=channels,
       precision=jax.lax.Precision.HIGHEST))))(k)
   np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cout", [24, 32, 3])
+def test_conv3x3_values_and_gradients_equal_xla_conv(cout):
+  rng = np.random.default_rng(cout)
+  x = jnp.asarray(rng.random((2, 7, 9, 5)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 5, cout)), jnp.float32)
+  ref = lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_array_equal(models.conv3x3(x, k), ref(x, k))
+  loss = lambda f: lambda x, k: jnp.sum(jnp.tanh(f(x, k)))
+  gx, gk = jax.grad(loss(models.conv3x3), argnums=(0, 1))(x, k)
+  rx, rk = jax.grad(loss(ref), argnums=(0, 1))(x, k)
+  np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(gk, rk, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,6 @@ height, width, batch, dtype, device, threads, median_s, min_s, compile_s.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
@@ -143,8 +142,8 @@ def _label(name, scale_factor):
 def bench_jax_train_step(name: str, *, height: int = 256, width: int = 256,
                          batch: int = 8, dtype: str = "float32",
                          devices: int = 1, repeats: int = 3) -> dict:
-  """One official train step (forward, losses, backward, Adam), pmapped over
-  ``devices`` local devices."""
+  """One official train step (forward, losses, backward, Adam), data-parallel
+  over ``devices`` local devices (``training.make_parallel_step``)."""
   model = _model(name, dtype, 1)
   tv = 1600.0 if models.ARCHITECTURES[name]["separable"] else 200.0
   loss_fn = training.make_loss_fn(
@@ -152,11 +151,8 @@ def bench_jax_train_step(name: str, *, height: int = 256, width: int = 256,
       color_eps=1e-8)
   state = training.create_train_state(model, training.make_optimizer(),
                                       key=jax.random.key(0))
-  devs = jax.local_devices()[:devices]
-  step = jax.pmap(functools.partial(training.train_step, loss_fn=loss_fn,
-                                    axis_name="batch"),
-                  axis_name="batch", in_axes=(None, 0), out_axes=(None, None),
-                  devices=devs)
+  step = training.make_parallel_step(
+      loss_fn, devices=jax.local_devices()[:devices])
   x = jnp.asarray(_input(batch, height, width).reshape(
       (devices, batch // devices, height, width, 3)))
   t = time.perf_counter()
