@@ -24,7 +24,7 @@ def test_flop_counts():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["infer.py", "train_step.py",
-                                    "roofline.py"])
+                                    "roofline.py", "input_pipeline.py"])
 def test_script_quick(tmp_path, script):
   r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script),
                       "--quick", "--out", str(tmp_path)], capture_output=True,
@@ -34,7 +34,9 @@ def test_script_quick(tmp_path, script):
   doc = json.loads((tmp_path / f"{name}.json").read_text())
   assert doc["machine"]["cores"] >= 1
   for rec in doc["records"]:
-    if rec["task"] != "matmul_peak":
+    if "stage" in rec:
+      assert rec["images_per_s"] > 0
+    elif rec["task"] != "matmul_peak":
       assert FIELDS <= set(rec), FIELDS - set(rec)
       assert rec["median_s"] > 0
 
@@ -48,3 +50,26 @@ def test_ratios_pick_the_faster_torch_run():
   (r,) = bench.ratios(recs)
   assert r["speedup_vs_best_torch"] == 2.0
   assert (r["torch_default_s"], r["torch_ftz_s"]) == (30.0, 2.0)
+
+
+def test_report_fills_the_readme_markers(tmp_path):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "report", ROOT / "benchmarks" / "report.py")
+  report = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(report)
+  res = tmp_path / "results"
+  res.mkdir()
+  rec = dict(model="zerodce", framework="jax", task="infer", height=9,
+             width=12, batch=1, dtype="float32", device="cpu", threads=2,
+             median_s=0.5, min_s=0.4, compile_s=0.1, images_per_s=2.0)
+  torch_rec = dict(rec, framework="torch", flush_denormal=True, median_s=1.5)
+  machine = {"cpu": "X", "cores": 2, "jax": "0", "backend": "cpu",
+             "device_kind": "cpu", "date": "2026-11-25"}
+  (res / "infer.json").write_text(json.dumps(
+      {"machine": machine, "records": [rec, torch_rec]}))
+  readme = tmp_path / "README.md"
+  readme.write_text("a\n<!-- bench:start -->\nold\n<!-- bench:end -->\nb\n")
+  assert report.main(["--results", str(res), "--readme", str(readme)]) == 0
+  text = readme.read_text()
+  assert "old" not in text and "3.00x" in text and text.endswith("b\n")

@@ -1,0 +1,128 @@
+"""Benchmark JSON -> the README's results section (tables, not typed by hand).
+
+    python benchmarks/report.py [--results benchmarks/results] [--readme README.md]
+
+Replaces the text between ``<!-- bench:start -->`` and ``<!-- bench:end -->``
+in the README with tables built from infer.json, train_step.json,
+roofline.json and input_pipeline.json (those present), with the machine and
+date they were measured on.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _ms(s):
+  return f"{s * 1e3:,.1f}"
+
+
+def _machine(doc):
+  m = doc["machine"]
+  return (f"{m['cpu']}, {m['cores']} cores, JAX {m['jax']} on "
+          f"{m['backend']} ({m['device_kind']}), {m['date']}")
+
+
+def infer_table(doc):
+  recs = doc["records"]
+  rows = ["| model | size (WxH) | batch | dtype | JAX ms | compile s | "
+          "PyTorch ms (default / flush-denormal) | JAX speed-up vs faster "
+          "PyTorch |", "|---|---|---|---|---|---|---|---|"]
+  for r in recs:
+    if r["framework"] != "jax":
+      continue
+    torch = [t for t in recs if t["framework"] == "torch" and all(
+        t[k] == r[k] for k in ("model", "height", "width", "batch"))]
+    if torch and r["dtype"] == "float32":
+      d = [t for t in torch if not t["flush_denormal"]]
+      f = [t for t in torch if t["flush_denormal"]]
+      best = min(t["median_s"] for t in torch)
+      tcell = (f"{_ms(d[0]['median_s']) if d else '-'} / "
+               f"{_ms(f[0]['median_s']) if f else '-'}")
+      ratio = f"{best / r['median_s']:.2f}x"
+    else:
+      tcell, ratio = "", ""
+    rows.append(f"| {r['model']} | {r['width']}x{r['height']} | {r['batch']} "
+                f"| {r['dtype']} | {_ms(r['median_s'])} | "
+                f"{r['compile_s']:.2f} | {tcell} | {ratio} |")
+  return "\n".join(rows)
+
+
+def train_table(doc):
+  recs = doc["records"]
+  rows = ["| framework | model | batch x size | devices | dtype | median s | "
+          "images/s |", "|---|---|---|---|---|---|---|"]
+  for r in recs:
+    mode = ""
+    if r["framework"] == "torch":
+      mode = " (flush-denormal)" if r.get("flush_denormal") else " (default)"
+    rows.append(f"| {r['framework']}{mode} | {r['model']} | {r['batch']} x "
+                f"{r['width']} | {r.get('devices', '-')} | {r['dtype']} | "
+                f"{r['median_s']:.3f} | {r['images_per_s']:.2f} |")
+  return "\n".join(rows)
+
+
+def roofline_table(doc):
+  recs = doc["records"]
+  peak = [r for r in recs if r["task"] == "matmul_peak"]
+  rows = ["| model | size | batch | GFLOP | GFLOP/s | fraction of matmul "
+          "peak |", "|---|---|---|---|---|---|"]
+  for r in recs:
+    if r["task"] == "infer":
+      rows.append(f"| {r['model']} | {r['width']}x{r['height']} | "
+                  f"{r['batch']} | {r['gflop']:.1f} | {r['gflop_per_s']:.1f} "
+                  f"| {100 * r.get('fraction_of_peak', 0):.0f}% |")
+  if peak:
+    rows.append(f"| matmul {peak[0]['n']}^3 (peak) | | | | "
+                f"{peak[0]['gflop_per_s']:.1f} | 100% |")
+  return "\n".join(rows)
+
+
+def pipeline_table(doc):
+  rows = ["| stage | size | images/s |", "|---|---|---|"]
+  for r in doc["records"]:
+    rows.append(f"| {r['stage']} | {r['size']} | {r['images_per_s']:.1f} |")
+  return "\n".join(rows)
+
+
+def build(results):
+  parts = []
+  for name, title, fn in (
+      ("infer", "Inference", infer_table),
+      ("train_step", "Training step", train_table),
+      ("roofline", "Roofline", roofline_table),
+      ("input_pipeline", "Input pipeline", pipeline_table)):
+    path = os.path.join(results, f"{name}.json")
+    if not os.path.isfile(path):
+      continue
+    with open(path) as f:
+      doc = json.load(f)
+    parts.append(f"#### {title}\n\nMeasured on: {_machine(doc)}. Source: "
+                 f"`{path}`.\n\n{fn(doc)}\n")
+  return "\n".join(parts)
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__,
+                               formatter_class=argparse.RawTextHelpFormatter)
+  ap.add_argument("--results", default="benchmarks/results")
+  ap.add_argument("--readme", default="README.md")
+  args = ap.parse_args(argv)
+  with open(args.readme) as f:
+    text = f.read()
+  if START not in text or END not in text:
+    print(f"{args.readme}: no {START} ... {END} markers", file=sys.stderr)
+    return 2
+  head, rest = text.split(START, 1)
+  _, tail = rest.split(END, 1)
+  with open(args.readme, "w") as f:
+    f.write(head + START + "\n" + build(args.results) + END + tail)
+  print(f"updated {args.readme} from {args.results}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
