@@ -20,3 +20,16 @@ def parser(doc):
   ap.add_argument("--shared", default=SHARED,
                   help="../shared (official weights for torch runs)")
   return ap
+
+
+def finish(records, out, name, title):
+  """Writes OUT/NAME.json and .png, prints the table and the PyTorch ratios."""
+  from zerodce_jax import bench  # noqa: PLC0415 - after XLA_FLAGS are set
+  os.makedirs(out, exist_ok=True)
+  bench.write_json(records, os.path.join(out, f"{name}.json"))
+  bench.plot_records(records, os.path.join(out, f"{name}.png"), title=title)
+  print(bench.format_records(records))
+  for r in bench.ratios(records):
+    print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
+          f"b{r['batch']}: JAX is {r['speedup_vs_best_torch']:.2f}x the "
+          "faster PyTorch run")

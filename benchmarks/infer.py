@@ -31,14 +31,7 @@ def main(argv=None):
   for p in plan:
     records += bench.run(tasks=["infer"], vs_torch=args.vs_torch,
                          repeats=args.repeats, shared=args.shared, **p)
-  os.makedirs(args.out, exist_ok=True)
-  bench.write_json(records, os.path.join(args.out, "infer.json"))
-  bench.plot_records(records, os.path.join(args.out, "infer.png"),
-                     title="zerodce-jax inference")
-  print(bench.format_records(records))
-  for r in bench.ratios(records):
-    print(f"{r['model']} {r['height']}x{r['width']} b{r['batch']}: JAX is "
-          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
+  _common.finish(records, args.out, "infer", "zerodce-jax inference")
   return 0
 
 

@@ -36,14 +36,7 @@ def main(argv=None):
                          repeats=args.repeats, train_size=size,
                          train_batch=b, device_counts=counts,
                          shared=args.shared)
-  os.makedirs(args.out, exist_ok=True)
-  bench.write_json(records, os.path.join(args.out, "train_step.json"))
-  bench.plot_records(records, os.path.join(args.out, "train_step.png"),
-                     title="zerodce-jax train step")
-  print(bench.format_records(records))
-  for r in bench.ratios(records):
-    print(f"train step b{r['batch']} {r['height']}x{r['width']}: JAX is "
-          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
+  _common.finish(records, args.out, "train_step", "zerodce-jax train step")
   return 0
 
 

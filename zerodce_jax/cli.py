@@ -44,8 +44,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
-  import jax.numpy as jnp  # noqa: PLC0415
-  from zerodce_jax import enhance, enhance_files, models, params_io  # noqa: PLC0415
+  from zerodce_jax import enhance_files, params_io  # noqa: PLC0415
   inputs = list(args.inputs)
   if args.sample:
     inputs.append(params_io.asset_path(params_io.SAMPLE_IMAGE))
@@ -53,17 +52,13 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     print("zerodce enhance: give image files, folders or globs (or --sample)",
           file=sys.stderr)
     return 2
-  try:
-    params, arch, _ = params_io.load_weights(args.weights)
-  except params_io.WeightsError as e:
-    print(f"zerodce enhance: {e}", file=sys.stderr)
-    return 2
-  model = models.DCENet(
-      **arch, dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32,
-      scale_factor=args.scale_factor if arch["separable"] else 1)
-  enhancer = enhance.Enhancer(
-      model, params, batch_size=args.batch, tile=args.tile,
+  enhancer, err = _load_enhancer(
+      args.weights, args.scale_factor, dtype=args.dtype,
+      batch_size=args.batch, tile=args.tile,
       max_pixels=int(args.max_megapixels * 1e6))
+  if err:
+    print(f"zerodce enhance: {err}", file=sys.stderr)
+    return 2
   jobs, errors = enhance_files.collect_jobs(inputs, args.output,
                                             fmt=args.format,
                                             suffix=args.suffix)
@@ -78,16 +73,19 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
   return 1 if failed else 0
 
 
-def _load_enhancer(weights: str, scale_factor: int):
+def _load_enhancer(weights: str, scale_factor: int, *,
+                   dtype: str = "float32", **enhancer_options):
   """(Enhancer, None) or (None, error message)."""
+  import jax.numpy as jnp  # noqa: PLC0415
   from zerodce_jax import enhance, models, params_io  # noqa: PLC0415
   try:
     params, arch, _ = params_io.load_weights(weights)
   except params_io.WeightsError as e:
     return None, str(e)
-  model = models.DCENet(**arch, scale_factor=scale_factor
-                        if arch["separable"] else 1)
-  return enhance.Enhancer(model, params), None
+  model = models.DCENet(
+      **arch, dtype=jnp.bfloat16 if dtype == "bfloat16" else jnp.float32,
+      scale_factor=scale_factor if arch["separable"] else 1)
+  return enhance.Enhancer(model, params, **enhancer_options), None
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

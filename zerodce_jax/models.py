@@ -67,6 +67,18 @@ def _bias_init(kind: str, fan_in: int) -> Callable[..., jax.Array]:
   raise ValueError(f"bias_init must be 'zeros' or 'torch', got {kind!r}")
 
 
+def _kernel_and_bias(module: nn.Module, x: jax.Array,
+                     kernel_shape: tuple[int, ...], fan_in: int
+                     ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Declares ``kernel`` (N(0, 0.02)) and ``bias`` on ``module`` and promotes
+  ``x`` and both to the module's compute dtype."""
+  kernel = module.param("kernel", nn.initializers.normal(stddev=0.02),
+                        kernel_shape, module.param_dtype)
+  bias = module.param("bias", _bias_init(module.bias_init, fan_in),
+                      (kernel_shape[-1],), module.param_dtype)
+  return nn.dtypes.promote_dtype(x, kernel, bias, dtype=module.dtype)
+
+
 def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jax.lax.conv_general_dilated(
       x, kernel, (1, 1), ((1, 1), (1, 1)),
@@ -113,12 +125,8 @@ class Conv3x3(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cin = x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(stddev=0.02),
-                        (3, 3, cin, self.features), self.param_dtype)
-    bias = self.param("bias", _bias_init(self.bias_init, 9 * cin),
-                      (self.features,), self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
-                                              dtype=self.dtype)
+    x, kernel, bias = _kernel_and_bias(self, x, (3, 3, cin, self.features),
+                                       9 * cin)
     return conv3x3(x, kernel) + bias
 
 
@@ -154,13 +162,7 @@ class DepthwiseConv3x3(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    c = x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(stddev=0.02),
-                        (3, 3, 1, c), self.param_dtype)
-    bias = self.param("bias", _bias_init(self.bias_init, 9), (c,),
-                      self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
-                                              dtype=self.dtype)
+    x, kernel, bias = _kernel_and_bias(self, x, (3, 3, 1, x.shape[-1]), 9)
     return depthwise_conv3x3(x, kernel) + bias
 
 
@@ -175,12 +177,8 @@ class Pointwise(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cin = x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(stddev=0.02),
-                        (1, 1, cin, self.features), self.param_dtype)
-    bias = self.param("bias", _bias_init(self.bias_init, cin),
-                      (self.features,), self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
-                                              dtype=self.dtype)
+    x, kernel, bias = _kernel_and_bias(self, x, (1, 1, cin, self.features),
+                                       cin)
     return jnp.einsum("bhwc,co->bhwo", x, kernel[0, 0]) + bias
 
 
