@@ -51,3 +51,22 @@ def test_eval_reports_unmatched_and_mismatched(tmp_path, capsys):
                    str(tmp_path / "high")]) == 2
   err = capsys.readouterr().err
   assert "a.png is 8x8" in err and "9x8" in err
+
+
+def test_compare_models_identical_and_different(tmp_path):
+  import jax
+  import jax.numpy as jnp
+
+  from zerodce_jax import enhance, evaluate, models
+  rng = np.random.default_rng(0)
+  _save(tmp_path / "x.png", (rng.random((16, 20, 3)) * 60).astype(np.uint8))
+  model = models.make_model("3-32-8", bias_init="torch")
+  p1 = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 3)))["params"]
+  p2 = model.init(jax.random.key(2), jnp.zeros((1, 8, 8, 3)))["params"]
+  a, b = enhance.Enhancer(model, p1), enhance.Enhancer(model, p2)
+  paths = [("x.png", str(tmp_path / "x.png"))]
+  same, triples = evaluate.compare_models(a, a, paths)
+  assert same[0]["psnr_vs_ref"] == np.inf and same[0]["ssim_vs_ref"] > 0.999
+  assert len(triples) == 1 and triples[0][0].shape == (16, 20, 3)
+  diff, _ = evaluate.compare_models(a, b, paths)
+  assert np.isfinite(diff[0]["psnr_vs_ref"])

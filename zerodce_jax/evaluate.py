@@ -19,7 +19,7 @@ from zerodce_jax import enhance as enhance_lib
 from zerodce_jax import image_io, input_pipeline, metrics
 
 __all__ = ["match_pairs", "evaluate_paired", "evaluate_unpaired",
-           "summarise", "format_table", "write_results"]
+           "compare_models", "summarise", "format_table", "write_results"]
 
 
 class EvalError(ValueError):
@@ -83,6 +83,29 @@ def evaluate_unpaired(enhancer: enhance_lib.Enhancer,
   return rows
 
 
+def compare_models(ours: enhance_lib.Enhancer, reference: enhance_lib.Enhancer,
+                   paths: Sequence[tuple[str, str]]
+                   ) -> tuple[list[dict], list[tuple[np.ndarray, ...]]]:
+  """Two models on the same images: how close their outputs are.
+
+  Returns:
+    ``(rows, triples)``: per image the PSNR/SSIM of ``ours`` against
+    ``reference`` and the mean brightness of input and both outputs; and the
+    ``(input, ours, reference)`` images.
+  """
+  rows, triples = [], []
+  for name, path in paths:
+    low, _ = image_io.read_image(path)
+    a, b = ours([low])[0], reference([low])[0]
+    rows.append({"image": name, "psnr_vs_ref": float(metrics.psnr(a, b)),
+                 "ssim_vs_ref": float(metrics.ssim(a, b)),
+                 "brightness_in": float(metrics.brightness(low)),
+                 "brightness_ours": float(metrics.brightness(a)),
+                 "brightness_ref": float(metrics.brightness(b))})
+    triples.append((low, a, b))
+  return rows, triples
+
+
 def summarise(rows: Sequence[dict]) -> dict[str, Any]:
   """Mean of every numeric column (PSNR: finite values only)."""
   if not rows:
@@ -102,11 +125,13 @@ def format_table(rows: Sequence[dict], summary: dict) -> str:
     return "(no images)"
   cols = list(rows[0])
   width = max(12, *(len(str(r["image"])) for r in rows))
-  head = f"{'image':{width}}" + "".join(f"{c:>15}" for c in cols[1:])
+  widths = [max(10, len(c)) + 2 for c in cols[1:]]
+  head = f"{'image':{width}}" + "".join(
+      f"{c:>{w}}" for c, w in zip(cols[1:], widths))
   lines = [head, "-" * len(head)]
   for r in list(rows) + [summary]:
     lines.append(f"{str(r['image']):{width}}" + "".join(
-        f"{r[c]:15.4f}" for c in cols[1:]))
+        f"{r[c]:{w}.4f}" for c, w in zip(cols[1:], widths)))
   return "\n".join(lines)
 
 
