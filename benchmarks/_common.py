@@ -31,5 +31,5 @@ def finish(records, out, name, title):
   print(bench.format_records(records))
   for r in bench.ratios(records):
     print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
-          f"b{r['batch']}: JAX is {r['speedup_vs_best_torch']:.2f}x the "
-          "faster PyTorch run")
+          f"b{r['batch']} ({r['devices']} device(s)): JAX is "
+          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")

@@ -54,14 +54,20 @@ def infer_table(doc):
 def train_table(doc):
   recs = doc["records"]
   rows = ["| framework | model | batch x size | devices | dtype | median s | "
-          "images/s |", "|---|---|---|---|---|---|---|"]
+          "images/s | JAX speed-up vs faster PyTorch |",
+          "|---|---|---|---|---|---|---|---|"]
   for r in recs:
-    mode = ""
+    mode, ratio = "", ""
     if r["framework"] == "torch":
       mode = " (flush-denormal)" if r.get("flush_denormal") else " (default)"
+    else:
+      torch = [t["median_s"] for t in recs if t["framework"] == "torch" and all(
+          t[k] == r[k] for k in ("model", "height", "width", "batch"))]
+      if torch and r["dtype"] == "float32":
+        ratio = f"{min(torch) / r['median_s']:.2f}x"
     rows.append(f"| {r['framework']}{mode} | {r['model']} | {r['batch']} x "
                 f"{r['width']} | {r.get('devices', '-')} | {r['dtype']} | "
-                f"{r['median_s']:.3f} | {r['images_per_s']:.2f} |")
+                f"{r['median_s']:.3f} | {r['images_per_s']:.2f} | {ratio} |")
   return "\n".join(rows)
 
 
@@ -100,8 +106,10 @@ def build(results):
       continue
     with open(path) as f:
       doc = json.load(f)
+    png = os.path.join(results, f"{name}.png")
+    plot = f"\n\n![{title}]({png})" if os.path.isfile(png) else ""
     parts.append(f"#### {title}\n\nMeasured on: {_machine(doc)}. Source: "
-                 f"`{path}`.\n\n{fn(doc)}\n")
+                 f"`{path}`.\n\n{fn(doc)}{plot}\n")
   return "\n".join(parts)
 
 

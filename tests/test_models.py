@@ -152,3 +152,24 @@ def test_conv3x3_values_and_gradients_equal_xla_conv(cout):
   rx, rk = jax.grad(loss(ref), argnums=(0, 1))(x, k)
   np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(gk, rk, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 8])
+def test_conv3x3_kernel_grad_against_float64_im2col(rows):
+  """The blocked kernel gradient equals a float64 im2col product, for row
+  blocks that do and do not divide the height; bfloat16 in, float32 out."""
+  rng = np.random.default_rng(rows)
+  x = rng.random((2, 7, 5, 4))
+  g = rng.normal(size=(2, 7, 5, 6))
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  cols = np.concatenate([xp[:, a:a + 7, b:b + 5] for a in range(3)
+                         for b in range(3)], -1).reshape(-1, 36)
+  want = (cols.T @ g.reshape(-1, 6)).reshape(3, 3, 4, 6)
+  got = models.conv3x3_kernel_grad(jnp.asarray(x, jnp.float32),
+                                   jnp.asarray(g, jnp.float32), rows=rows)
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  bf = models.conv3x3_kernel_grad(jnp.asarray(x, jnp.bfloat16),
+                                  jnp.asarray(g, jnp.bfloat16), rows=rows)
+  assert bf.dtype == jnp.float32
+  np.testing.assert_allclose(bf, want, rtol=0.03, atol=0.1)

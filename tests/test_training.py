@@ -106,19 +106,23 @@ def test_eager_equals_pmap_on_one_device():
 
 
 def test_train_step_under_shard_map():
-  """The same pure step, with gradients averaged over a shard_map mesh axis."""
+  """The same pure step, with gradients averaged over a shard_map mesh axis
+  (pmap semantics: ``check_vma=False``, the step's own pmean averages)."""
   from jax.sharding import Mesh, PartitionSpec as P
   _, state, loss_fn = _tiny_setup()
   mesh = Mesh(np.array(jax.local_devices()[:4]), ("batch",))
   step = jax.jit(jax.shard_map(
       functools.partial(training.train_step, loss_fn=loss_fn,
                         axis_name="batch"),
-      mesh=mesh, in_specs=(P(), P("batch")), out_specs=(P(), P())))
-  sm, _ = step(state, _batch(seed=0))
-  pm, _ = _run_pmapped(4, steps=1)
+      mesh=mesh, in_specs=(P(), P("batch")), out_specs=(P(), P()),
+      check_vma=False))
+  sm, sm_metrics = step(state, _batch(seed=0))
+  pm, pm_metrics = _run_pmapped(4, steps=1)
   jax.tree_util.tree_map(
       lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-8),
       sm.params, pm.params)
+  for k in ("loss", "grad_norm"):
+    np.testing.assert_allclose(sm_metrics[k], pm_metrics[k], rtol=1e-5)
 
 
 def _smoke(**overrides):
@@ -307,3 +311,34 @@ def test_official_and_paper_configs_say_what_they_are():
   assert (off.num_epochs, pp.num_epochs) == (200, 100)
   assert (off.optim.learning_rate, off.optim.weight_decay,
           off.optim.clip_norm, off.batch_size) == (1e-4, 1e-4, 0.1, 8)
+
+
+def test_cpu_devices_flag_sets_host_device_count(monkeypatch):
+  """``--cpu-devices``: 0 means one per core, capped to a divisor of the
+  batch; an explicit XLA_FLAGS count is never overridden."""
+  from zerodce_jax import cli
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  monkeypatch.setattr(os, "cpu_count", lambda: 6)
+  cli._set_cpu_devices(0, 8)  # 6 cores, batch 8 -> 4 devices
+  assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1")
+  cli._set_cpu_devices(3, 9)
+  assert os.environ["XLA_FLAGS"] == (
+      "--xla_cpu_foo=1 --xla_force_host_platform_device_count=3")
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+  cli._set_cpu_devices(2, 8)
+  assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+  monkeypatch.delenv("XLA_FLAGS")
+  cli._set_cpu_devices(1, 8)  # one device: nothing to set
+  assert "XLA_FLAGS" not in os.environ
+
+
+def test_train_cli_runs_data_parallel_on_cpu_devices(tmp_path):
+  """A real multi-device run from the command line: 2 host devices."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  cmd = _train_cmd(tmp_path / "w", 4) + ["--cpu-devices", "2"]
+  out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env=env)
+  assert out.returncode == 0, out.stderr
+  assert "1 process(es) x 2 cpu device(s), global batch 8" in out.stdout
+  assert (tmp_path / "w" / "weights.msgpack").is_file()

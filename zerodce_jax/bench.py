@@ -263,7 +263,8 @@ def format_records(records: Sequence[dict]) -> str:
   """A terminal table of benchmark records."""
   cols = [("task", "{:<11}"), ("model", "{:<14}"), ("framework", "{:<6}"),
           ("flush_denormal", "{!s:<6}"), ("height", "{:>5}"),
-          ("width", "{:>5}"), ("batch", "{:>5}"), ("dtype", "{:<8}"),
+          ("width", "{:>5}"), ("batch", "{:>5}"), ("devices", "{:>3}"),
+          ("dtype", "{:<8}"),
           ("median_s", "{:>10.4f}"), ("compile_s", "{:>9.2f}"),
           ("images_per_s", "{:>9.2f}"), ("gflop_per_s", "{:>8.1f}")]
   lines = ["  ".join(c for c, _ in cols)]
@@ -287,29 +288,58 @@ def write_json(records: Sequence[dict], path: str) -> None:
               indent=2)
 
 
+def _series_label(r: dict) -> str:
+  torch_mode = ("" if r.get("flush_denormal") is None else
+                (" flush-denormal" if r["flush_denormal"] else " default"))
+  devices = f" {r['devices']} dev" if r.get("devices") else ""
+  return f"{r['model']} {r['framework']}{torch_mode} {r['dtype']}{devices}"
+
+
 def plot_records(records: Sequence[dict], path: str, *, title: str) -> bool:
-  """Bar chart of median times per configuration (matplotlib; False if
-  matplotlib is not installed)."""
+  """Plots benchmark records with matplotlib (False if it is not installed).
+
+  Several image sizes: time per image (ms, log) against megapixels (log),
+  one line per model/framework/dtype at batch 1. Otherwise: a bar chart of
+  the median time of each record.
+  """
   try:
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
   except ImportError:
     return False
-  labels = [f"{r['model']} {r['framework']}"
-            + ("" if r.get("flush_denormal") is None else
-               (" ftz" if r["flush_denormal"] else " default"))
-            + f"\n{r['height']}x{r['width']} b{r['batch']} {r['dtype']}"
-            for r in records]
-  fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(records)), 4.5))
-  ax.bar(range(len(records)), [r["median_s"] * 1e3 for r in records],
-         color=["tab:blue" if r["framework"] == "jax" else "tab:orange"
-                for r in records])
-  ax.set_xticks(range(len(records)), labels, rotation=60, ha="right",
-                fontsize=7)
-  ax.set_yscale("log")
-  ax.set_ylabel("median time (ms, log)")
-  ax.set_title(title)
+  sizes = {(r["height"], r["width"]) for r in records}
+  if len(sizes) > 2:
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+      if r["batch"] == 1:
+        series.setdefault(_series_label(r), []).append(
+            (r["height"] * r["width"] / 1e6, r["median_s"] * 1e3))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for label, pts in sorted(series.items()):
+      pts.sort()
+      ax.plot(*zip(*pts), marker="o",
+              linestyle="-" if " jax " in label else "--", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("megapixels per image")
+    ax.set_ylabel("median time per image, batch 1 (ms, log)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+  else:
+    labels = [f"{_series_label(r)}\n{r['height']}x{r['width']} b{r['batch']}"
+              for r in records]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(records)), 4.5))
+    ax.bar(range(len(records)), [r["median_s"] * 1e3 for r in records],
+           color=["tab:blue" if r["framework"] == "jax" else "tab:orange"
+                  for r in records])
+    ax.set_xticks(range(len(records)), labels, rotation=60, ha="right",
+                  fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("median time (ms, log)")
+  m = machine_info()
+  ax.set_title(f"{title}\n{m['cpu']}, {m['cores']} cores, {m['backend']}, "
+               f"{m['date']}", fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -364,8 +394,10 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
     raw = official_params(name, shared=shared, flush=False)[0]
     sfs = scale_factors if models.ARCHITECTURES[name]["separable"] else (1,)
     if "infer" in tasks:
-      for (h, w) in sizes:
+      for (h0, w0) in sizes:
         for sf in sfs:
+          # as the official Zero-DCE++ test script: crop to a multiple of s
+          h, w = h0 - h0 % sf, w0 - w0 % sf
           if h < sf or w < sf:
             continue
           for b in batches:
@@ -403,17 +435,17 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
 def ratios(records: Sequence[dict]) -> list[dict]:
   """Speed of JAX relative to the faster PyTorch run of the same work.
 
-  One row per (task, model, size, batch) that has both: ``speedup`` =
-  torch median / JAX median (float32 JAX; > 1 means JAX is faster), against
-  both PyTorch modes.
+  One row per float32 JAX run (task, model, size, batch, devices) that has
+  a PyTorch counterpart: ``speedup_vs_best_torch`` = faster torch median /
+  JAX median (> 1: JAX is faster).
   """
   out = []
   key = lambda r: (r["task"], r["model"], r["height"], r["width"],
                    r["batch"])
-  jax_runs = {key(r): r for r in records
-              if r["framework"] == "jax" and r.get("dtype") == "float32"
-              and r.get("devices", 1) == 1}
-  for k, j in jax_runs.items():
+  jax_runs = [r for r in records
+              if r["framework"] == "jax" and r.get("dtype") == "float32"]
+  for j in jax_runs:
+    k = key(j)
     t = [r for r in records if r["framework"] == "torch" and key(r) == k]
     if not t:
       continue
@@ -421,7 +453,8 @@ def ratios(records: Sequence[dict]) -> list[dict]:
     ftz = [r for r in t if r.get("flush_denormal")]
     best = min(t, key=lambda r: r["median_s"])
     out.append({"task": k[0], "model": k[1], "height": k[2], "width": k[3],
-                "batch": k[4], "jax_s": j["median_s"],
+                "batch": k[4], "devices": j.get("devices", 1),
+                "jax_s": j["median_s"],
                 "torch_default_s": default[0]["median_s"] if default else None,
                 "torch_ftz_s": ftz[0]["median_s"] if ftz else None,
                 "speedup_vs_best_torch": best["median_s"] / j["median_s"]})

@@ -141,7 +141,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
   bench.write_json(records, args.json)
   for r in bench.ratios(records):
     print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
-          f"b{r['batch']}: JAX {r['jax_s']:.4f} s, JAX is "
+          f"b{r['batch']} ({r['devices']} device(s)): JAX {r['jax_s']:.4f} s, "
+          f"JAX is "
           f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
   print(f"wrote {args.json}")
   return 0
@@ -179,6 +180,26 @@ def _cmd_data(args: argparse.Namespace) -> int:
   return 0
 
 
+def _set_cpu_devices(requested: int, batch_size: int) -> None:
+  """Splits the CPU into ``requested`` host devices (0: one per core, capped
+  to a divisor of the batch) unless XLA_FLAGS already says how many.
+
+  Must run before JAX initialises its backends. Only the CPU platform is
+  affected: on a GPU/TPU host the accelerators are still the devices used.
+  On this project's 2-core machine, 2 host devices under pmap ran the
+  official step (8x256x256) in 2.53 s against 3.43 s for one device.
+  """
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_force_host_platform_device_count" in flags:
+    return
+  n = requested or (os.cpu_count() or 1)
+  while n > 1 and batch_size % n:
+    n -= 1
+  if n > 1:
+    os.environ["XLA_FLAGS"] = (
+        f"{flags} --xla_force_host_platform_device_count={n}").strip()
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
   from zerodce_jax import checkpoints, config_utils, training  # noqa: PLC0415
   try:
@@ -189,6 +210,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f"zerodce train: {msg}", file=sys.stderr)
     return 2
+  _set_cpu_devices(args.cpu_devices, config.batch_size)
   if args.multihost:
     import jax  # noqa: PLC0415
     jax.distributed.initialize()
@@ -305,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="config file, optionally with an argument: FILE[:ARG]")
   p.add_argument("--workdir", required=True,
                  help="run folder: checkpoints, metrics, samples, weights")
+  p.add_argument("--cpu-devices", type=int, default=0,
+                 help="on CPU, split the cores into this many data-parallel "
+                 "devices (default 0: one per core, capped to a divisor of "
+                 "the batch); ignored when XLA_FLAGS sets the count")
   p.add_argument("--multihost", action="store_true",
                  help="call jax.distributed.initialize() first (one process "
                  "per host; each reads its own shard of the data)")

@@ -98,13 +98,14 @@ def exposure_mix(images: np.ndarray, *, key: Sequence[int],
   must span exposures. Deterministic in ``key`` (e.g. ``(seed, step)``).
   """
   rng = np.random.default_rng(list(key))
-  lin = np.power(np.clip(images, 0, 1), 2.2)
+  lin = np.power(np.clip(images, 0, 1, dtype=np.float32), np.float32(2.2))
   gain = np.power(2.0, rng.uniform(*stops, size=(len(images), 1, 1, 1)))
-  lin = lin * gain
-  noise = rng.standard_normal(lin.shape) * np.sqrt(
-      shot_noise**2 * lin + read_noise**2)
-  out = np.power(np.clip(lin + noise, 0, 1), 1 / 2.2)
-  return out.astype(np.float32)
+  lin *= gain.astype(np.float32)
+  noise = rng.standard_normal(lin.shape, dtype=np.float32)
+  noise *= np.sqrt(np.float32(shot_noise**2) * lin
+                   + np.float32(read_noise**2))
+  lin += noise
+  return np.power(np.clip(lin, 0, 1), np.float32(1 / 2.2))
 
 
 def synthetic_images(n: int, size: int, *, seed: int) -> np.ndarray:

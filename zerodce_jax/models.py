@@ -89,12 +89,49 @@ def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """3x3 'same' convolution (zero padding), NHWC x HWIO.
 
-  The forward pass is XLA's convolution. The backward pass computes the same
-  gradients with the output channels zero-padded to a multiple of 16: XLA's
-  CPU filter gradient is about 2x slower for 24 output channels (the last
-  layer of Zero-DCE) than for 32 (measured 2026-11-25, 8x256x256x64).
+  The forward pass and the input gradient are XLA's convolution; the kernel
+  gradient is ``conv3x3_kernel_grad``. Same values as ``jax.grad`` of
+  ``lax.conv_general_dilated`` (to float32 rounding), about 3x faster on CPU.
   """
   return _conv_same(x, kernel)
+
+
+def conv3x3_kernel_grad(x: jax.Array, g: jax.Array, *,
+                        rows: int = 2) -> jax.Array:
+  """Gradient of ``sum(g * conv3x3(x, k))`` w.r.t. ``k``.
+
+  Args:
+    x: [B, H, W, Cin] input of the convolution.
+    g: [B, H, W, Cout] cotangent of its output.
+    rows: image rows per block (keyword-only).
+
+  Returns:
+    [3, 3, Cin, Cout] float32 kernel gradient (accumulated in float32, also
+    for bfloat16 inputs).
+
+  ``dk = im2col(x)^T @ g``, computed block by block of ``rows`` image rows
+  under ``lax.scan``: each block's [B*rows*W, 9*Cin] patch matrix stays in
+  cache and meets one matrix product. On this project's 2-core CPU this ran
+  at 108 GFLOP/s against 34 for XLA's own filter-gradient convolution
+  (8x256x256x32 -> 32, 2026-11-25), and closer to a float64 reference
+  (max error 7e-7 vs 2.8e-5 of the largest entry): short partial sums.
+  """
+  b, h, w, cin = x.shape
+  cout = g.shape[-1]
+  extra = -h % rows
+  xp = jnp.pad(x, ((0, 0), (1, 1 + extra), (1, 1), (0, 0)))
+  g = jnp.pad(g, ((0, 0), (0, extra), (0, 0), (0, 0)))
+
+  def block(_, i):
+    xs = jax.lax.dynamic_slice_in_dim(xp, i * rows, rows + 2, axis=1)
+    gs = jax.lax.dynamic_slice_in_dim(g, i * rows, rows, axis=1)
+    cols = jnp.concatenate([xs[:, dy:dy + rows, dx:dx + w, :]
+                            for dy in range(3) for dx in range(3)], axis=-1)
+    return None, jnp.einsum("bhwk,bhwo->ko", cols, gs.astype(cols.dtype),
+                            preferred_element_type=jnp.float32)
+
+  _, parts = jax.lax.scan(block, None, jnp.arange((h + extra) // rows))
+  return parts.sum(axis=0).reshape(3, 3, cin, cout)
 
 
 def _conv3x3_fwd(x, kernel):
@@ -103,13 +140,8 @@ def _conv3x3_fwd(x, kernel):
 
 def _conv3x3_bwd(res, g):
   x, kernel = res
-  out = kernel.shape[-1]
-  pad = -out % 16
-  if pad:
-    kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, pad)))
-    g = jnp.pad(g, ((0, 0), (0, 0), (0, 0), (0, pad)))
-  dx, dk = jax.vjp(_conv_same, x, kernel)[1](g)
-  return dx, dk[..., :out]
+  dx = jax.vjp(lambda x_: _conv_same(x_, kernel), x)[1](g)[0]
+  return dx, conv3x3_kernel_grad(x, g).astype(kernel.dtype)
 
 
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)

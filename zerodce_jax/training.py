@@ -3,7 +3,9 @@
 ``train_step(state, batch, *, loss_fn, axis_name=None)`` is the only step:
 it runs eagerly (tests, ``jax.grad`` research), under ``jax.pmap`` (gradients
 and metrics averaged with ``lax.pmean`` over ``axis_name``) and under
-``shard_map`` alike. Batches are NHWC float32 images in [0, 1].
+``jax.shard_map(..., check_vma=False)`` alike (pmap's semantics: with
+``check_vma=True`` JAX would already sum the gradients of the unmapped params
+over the axis, and the step's pmean would not make them a mean). Batches are NHWC float32 images in [0, 1].
 """
 
 from __future__ import annotations
@@ -253,6 +255,9 @@ def train_and_evaluate(config, workdir: str, *,
                      f"{n_proc} processes x {n_local} devices")
   local_batch = config.batch_size // n_proc
   say = (lambda m: tqdm.write(m)) if progress else print
+  say(f"training on {n_proc} process(es) x {n_local} "
+      f"{jax.local_devices()[0].platform} device(s), global batch "
+      f"{config.batch_size}")
   images = load_training_images(config, report=say)
   steps_per_epoch = len(images) // local_batch
   total = (config.num_steps if config.num_steps > 0
