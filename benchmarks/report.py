@@ -26,6 +26,12 @@ def _machine(doc):
           f"{m['backend']} ({m['device_kind']}), {m['date']}")
 
 
+def _torch_runs(recs, r):
+  """The PyTorch records of the same work as JAX record ``r``."""
+  return [t for t in recs if t["framework"] == "torch" and all(
+      t[k] == r[k] for k in ("model", "height", "width", "batch"))]
+
+
 def infer_table(doc):
   recs = doc["records"]
   rows = ["| model | size (WxH) | batch | dtype | JAX ms | compile s | "
@@ -34,8 +40,7 @@ def infer_table(doc):
   for r in recs:
     if r["framework"] != "jax":
       continue
-    torch = [t for t in recs if t["framework"] == "torch" and all(
-        t[k] == r[k] for k in ("model", "height", "width", "batch"))]
+    torch = _torch_runs(recs, r)
     if torch and r["dtype"] == "float32":
       d = [t for t in torch if not t["flush_denormal"]]
       f = [t for t in torch if t["flush_denormal"]]
@@ -61,10 +66,9 @@ def train_table(doc):
     if r["framework"] == "torch":
       mode = " (flush-denormal)" if r.get("flush_denormal") else " (default)"
     else:
-      torch = [t["median_s"] for t in recs if t["framework"] == "torch" and all(
-          t[k] == r[k] for k in ("model", "height", "width", "batch"))]
+      torch = _torch_runs(recs, r)
       if torch and r["dtype"] == "float32":
-        ratio = f"{min(torch) / r['median_s']:.2f}x"
+        ratio = f"{min(t['median_s'] for t in torch) / r['median_s']:.2f}x"
     rows.append(f"| {r['framework']}{mode} | {r['model']} | {r['batch']} x "
                 f"{r['width']} | {r.get('devices', '-')} | {r['dtype']} | "
                 f"{r['median_s']:.3f} | {r['images_per_s']:.2f} | {ratio} |")

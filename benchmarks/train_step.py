@@ -2,6 +2,7 @@
 and vs the official PyTorch step at batch 8 x 256x256.
 
     python benchmarks/train_step.py [--vs-torch] [--quick] [--devices 1,2]
+        [--batches 8,16] [--models zerodce,zerodce++]
 
 On a CPU, devices are XLA's fake host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=N, set here before JAX
@@ -20,6 +21,8 @@ def main(argv=None):
   ap.add_argument("--devices", default="1,2",
                   help="device counts to try (default 1,2)")
   ap.add_argument("--batches", default="8,16", help="global batch sizes")
+  ap.add_argument("--models", default="zerodce,zerodce++",
+                  help="comma-separated (default zerodce,zerodce++)")
   args = ap.parse_args(argv)
   counts = [int(d) for d in args.devices.split(",")]
   if "jax" not in sys.modules:
@@ -31,7 +34,8 @@ def main(argv=None):
     size, batches, args.repeats = 32, [8], 1
   records = []
   for b in batches:
-    records += bench.run(tasks=["train_step"], model_names=["zerodce"],
+    records += bench.run(tasks=["train_step"],
+                         model_names=args.models.split(","),
                          vs_torch=args.vs_torch and b == 8,
                          repeats=args.repeats, train_size=size,
                          train_batch=b, device_counts=counts,

@@ -129,3 +129,39 @@ def test_training_reads_a_tfds_dataset(tmp_path):
   assert int(state.step) == 3
   rows = [json.loads(l) for l in (tmp_path / "w" / "metrics.jsonl").open()]
   assert len(rows) == 3 and all(np.isfinite(r["loss"]) for r in rows)
+
+
+def test_eval_on_a_tfds_dataset_equals_eval_on_its_folders(tmp_path, capsys):
+  """`zerodce eval --dataset tfds:lol` scores the same pairs as the folders
+  it was built from (PNG: lossless), and unpaired sets give LOE."""
+  manual = tmp_path / "m"
+  for split, n in (("our485", 1), ("eval15", 2)):
+    for i in range(n):
+      high = _img(manual / "LOL" / split / "high" / f"{i}.png", 16, 20,
+                  seed=i)
+      low = manual / "LOL" / split / "low" / f"{i}.png"
+      low.parent.mkdir(parents=True, exist_ok=True)
+      Image.fromarray((high * 0.25).astype(np.uint8)).save(low)
+  data = _build("lol", manual, tmp_path)
+  eval15 = manual / "LOL" / "eval15"
+  assert cli.main(["eval", "--low", str(eval15 / "low"), "--high",
+                   str(eval15 / "high"), "--json",
+                   str(tmp_path / "f.json")]) == 0
+  assert cli.main(["eval", "--dataset", "tfds:lol", "--data-dir", str(data),
+                   "--json", str(tmp_path / "t.json")]) == 0
+  f = json.loads((tmp_path / "f.json").read_text())["images"]
+  t = json.loads((tmp_path / "t.json").read_text())["images"]
+  assert sorted(r["image"] for r in t) == ["0.png", "1.png"]
+  by_name = {r["image"]: r for r in t}
+  for r in f:
+    for k in ("psnr", "ssim", "mae"):
+      assert by_name[r["image"] + ".png"][k] == pytest.approx(r[k], rel=1e-6)
+  capsys.readouterr()
+  _img(manual / "DICM" / "a.png", 9, 7, seed=1)
+  data2 = _build("dicm", manual, tmp_path / "d")
+  assert cli.main(["eval", "--dataset", "tfds:dicm:test", "--data-dir",
+                   str(data2)]) == 0
+  assert "loe" in capsys.readouterr().out
+  assert cli.main(["eval", "--dataset", "tfds:lol"]) == 2
+  assert "--data-dir" in capsys.readouterr().err
+  assert cli.main(["eval"]) == 2

@@ -94,15 +94,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
   if err:
     print(f"zerodce eval: {err}", file=sys.stderr)
     return 2
+  if (args.low is None) == (args.dataset is None):
+    print("zerodce eval: give --low FOLDER [--high FOLDER] or --dataset "
+          "tfds:NAME[:SPLIT] --data-dir DIR", file=sys.stderr)
+    return 2
   try:
-    if args.high:
+    if args.dataset:
+      if not args.dataset.startswith("tfds:") or not args.data_dir:
+        raise evaluate.EvalError(
+            f"--dataset wants tfds:NAME[:SPLIT] and --data-dir (where "
+            f"`zerodce data build NAME` wrote it), got {args.dataset!r}")
+      name, _, split = args.dataset[len("tfds:"):].partition(":")
+      paired, examples = evaluate.tfds_examples(
+          name, data_dir=args.data_dir, split=split or "test")
+      rows = (evaluate.score_paired if paired
+              else evaluate.score_unpaired)(enhancer, examples)
+    elif args.high:
       pairs = evaluate.match_pairs(args.low, args.high)
       rows = evaluate.evaluate_paired(enhancer, pairs)
     else:
       paths = [(os.path.relpath(p, args.low), p)
                for p in input_pipeline.list_images(args.low)]
       rows = evaluate.evaluate_unpaired(enhancer, paths)
-  except (evaluate.EvalError, image_io.ImageError, FileNotFoundError) as e:
+  except (evaluate.EvalError, image_io.ImageError, FileNotFoundError,
+          ValueError) as e:
     print(f"zerodce eval: {e}", file=sys.stderr)
     return 2
   summary = evaluate.summarise(rows)
@@ -110,7 +125,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
   evaluate.write_results(rows, summary, json_path=args.json,
                          csv_path=args.csv,
                          meta={"weights": args.weights, "low": args.low,
-                               "high": args.high,
+                               "high": args.high, "dataset": args.dataset,
                                "scale_factor": args.scale_factor})
   return 0
 
@@ -345,10 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
           "figures. Paired (--low and --high, matched by relative path, "
           "extension ignored): PSNR, SSIM (dm-pix), MAE on 0-255. Unpaired "
           "(--low only, e.g. DICM, LIME, MEF, NPE, VV): mean brightness and "
-          "LOE (lightness order error). Prints a table; --json/--csv save "
-          "it."))
-  p.add_argument("--low", required=True, help="folder of low-light inputs")
+          "LOE (lightness order error). Or a dataset built with `zerodce "
+          "data build`: --dataset tfds:lol (paired: LOL, SICE; split test "
+          "unless tfds:NAME:SPLIT) --data-dir DIR. Prints a table; "
+          "--json/--csv save it."))
+  p.add_argument("--low", help="folder of low-light inputs")
   p.add_argument("--high", help="folder of references (paired sets)")
+  p.add_argument("--dataset", help="tfds:NAME[:SPLIT] instead of folders "
+                 "(lol, sice, dicm, lime, mef, npe, vv, dark_face)")
+  p.add_argument("--data-dir", help="TFDS data_dir of --dataset")
   p.add_argument("--weights", default="zerodce-default",
                  help="bundled name, weights file or training workdir")
   p.add_argument("--scale-factor", type=int, default=12,

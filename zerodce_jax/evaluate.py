@@ -11,14 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from zerodce_jax import enhance as enhance_lib
 from zerodce_jax import image_io, input_pipeline, metrics
 
-__all__ = ["match_pairs", "evaluate_paired", "evaluate_unpaired",
+__all__ = ["match_pairs", "score_paired", "score_unpaired", "evaluate_paired",
+           "evaluate_unpaired", "tfds_examples",
            "compare_models", "summarise", "format_table", "write_results"]
 
 
@@ -50,16 +51,24 @@ def match_pairs(low_dir: str, high_dir: str) -> list[tuple[str, str, str]]:
   return [(k, low[k], high[k]) for k in sorted(low)]
 
 
-def evaluate_paired(enhancer: enhance_lib.Enhancer,
-                    pairs: Sequence[tuple[str, str, str]]) -> list[dict]:
-  """Per-image PSNR/SSIM/MAE of enhanced inputs against references."""
-  rows = []
+def _read_pairs(pairs: Sequence[tuple[str, str, str]]
+                ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
   for name, low_path, high_path in pairs:
     low, _ = image_io.read_image(low_path)
     high, _ = image_io.read_image(high_path)
     if low.shape != high.shape:
       raise EvalError(f"{low_path} is {low.shape[1]}x{low.shape[0]} but "
                       f"{high_path} is {high.shape[1]}x{high.shape[0]}")
+    yield name, low, high
+
+
+def score_paired(enhancer: enhance_lib.Enhancer,
+                 examples: Iterable[tuple[str, np.ndarray, np.ndarray]]
+                 ) -> list[dict]:
+  """Per-image PSNR/SSIM/MAE and brightness of ``(name, low, high)``
+  examples ([H, W, 3] floats in [0, 1], equal shapes)."""
+  rows = []
+  for name, low, high in examples:
     out = enhancer([low])[0]
     rows.append({"image": name, "psnr": float(metrics.psnr(out, high)),
                  "ssim": float(metrics.ssim(out, high)),
@@ -69,18 +78,69 @@ def evaluate_paired(enhancer: enhance_lib.Enhancer,
   return rows
 
 
-def evaluate_unpaired(enhancer: enhance_lib.Enhancer,
-                      paths: Sequence[tuple[str, str]]) -> list[dict]:
-  """Per-image brightness before/after and LOE; ``paths`` = (name, path)."""
+def score_unpaired(enhancer: enhance_lib.Enhancer,
+                   examples: Iterable[tuple[str, np.ndarray]]) -> list[dict]:
+  """Per-image brightness before/after and LOE of ``(name, low)`` examples."""
   rows = []
-  for name, path in paths:
-    low, _ = image_io.read_image(path)
+  for name, low in examples:
     out = enhancer([low])[0]
     rows.append({"image": name,
                  "brightness_in": float(metrics.brightness(low)),
                  "brightness_out": float(metrics.brightness(out)),
                  "loe": metrics.loe(low, out)})
   return rows
+
+
+def evaluate_paired(enhancer: enhance_lib.Enhancer,
+                    pairs: Sequence[tuple[str, str, str]]) -> list[dict]:
+  """``score_paired`` of ``(name, low_path, high_path)`` files.
+
+  Raises:
+    EvalError: a pair differs in size (both files named).
+  """
+  return score_paired(enhancer, _read_pairs(pairs))
+
+
+def evaluate_unpaired(enhancer: enhance_lib.Enhancer,
+                      paths: Sequence[tuple[str, str]]) -> list[dict]:
+  """``score_unpaired`` of ``(name, path)`` files."""
+  return score_unpaired(enhancer, ((name, image_io.read_image(path)[0])
+                                   for name, path in paths))
+
+
+def tfds_examples(name: str, *, data_dir: str, split: str = "test"
+                  ) -> tuple[bool, Iterator[tuple]]:
+  """A dataset built by ``zerodce data build NAME`` as eval examples.
+
+  Returns:
+    ``(paired, examples)``: ``paired`` when the dataset has references
+    (``label``: LOL, SICE); examples are ``(file_name, low[, high])`` with
+    [H, W, 3] float32 images in [0, 1].
+
+  Raises:
+    EvalError: a pair differs in size.
+  """
+  from zerodce_jax import datasets  # noqa: PLC0415 - tfds only when asked
+  source = datasets.data_source(name, data_dir=data_dir, split=split)
+  paired = "label" in source.dataset_info.features
+
+  def examples():
+    for i in range(len(source)):
+      ex = source[i]
+      fname = ex["file_name"]
+      fname = fname.decode() if isinstance(fname, bytes) else str(fname)
+      low = ex["image"].astype(np.float32) / 255.0
+      if not paired:
+        yield fname, low
+        continue
+      high = ex["label"].astype(np.float32) / 255.0
+      if low.shape != high.shape:
+        raise EvalError(f"tfds:{name}/{split} {fname}: image is "
+                        f"{low.shape[1]}x{low.shape[0]} but its label is "
+                        f"{high.shape[1]}x{high.shape[0]}")
+      yield fname, low, high
+
+  return paired, examples()
 
 
 def compare_models(ours: enhance_lib.Enhancer, reference: enhance_lib.Enhancer,
