@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from zerodce_jax import bench
+
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -26,10 +28,14 @@ def _machine(doc):
           f"{m['backend']} ({m['device_kind']}), {m['date']}")
 
 
-def _torch_runs(recs, r):
-  """The PyTorch records of the same work as JAX record ``r``."""
-  return [t for t in recs if t["framework"] == "torch" and all(
-      t[k] == r[k] for k in ("model", "height", "width", "batch"))]
+def _key(r):
+  return (r["task"], r["model"], r["height"], r["width"], r["batch"],
+          r.get("devices", 1))
+
+
+def _vs_torch(recs):
+  """``bench.ratios`` (JAX vs the faster PyTorch run) by JAX record key."""
+  return {_key(q): q for q in bench.ratios(recs)}
 
 
 def infer_table(doc):
@@ -37,17 +43,16 @@ def infer_table(doc):
   rows = ["| model | size (WxH) | batch | dtype | JAX ms | compile s | "
           "PyTorch ms (default / flush-denormal) | JAX speed-up vs faster "
           "PyTorch |", "|---|---|---|---|---|---|---|---|"]
+  vs = _vs_torch(recs)
   for r in recs:
     if r["framework"] != "jax":
       continue
-    torch = _torch_runs(recs, r)
-    if torch and r["dtype"] == "float32":
-      d = [t for t in torch if not t["flush_denormal"]]
-      f = [t for t in torch if t["flush_denormal"]]
-      best = min(t["median_s"] for t in torch)
-      tcell = (f"{_ms(d[0]['median_s']) if d else '-'} / "
-               f"{_ms(f[0]['median_s']) if f else '-'}")
-      ratio = f"{best / r['median_s']:.2f}x"
+    q = vs.get(_key(r)) if r["dtype"] == "float32" else None
+    if q:
+      d, f = q["torch_default_s"], q["torch_ftz_s"]
+      tcell = (f"{_ms(d) if d is not None else '-'} / "
+               f"{_ms(f) if f is not None else '-'}")
+      ratio = f"{q['speedup_vs_best_torch']:.2f}x"
     else:
       tcell, ratio = "", ""
     rows.append(f"| {r['model']} | {r['width']}x{r['height']} | {r['batch']} "
@@ -61,14 +66,13 @@ def train_table(doc):
   rows = ["| framework | model | batch x size | devices | dtype | median s | "
           "images/s | JAX speed-up vs faster PyTorch |",
           "|---|---|---|---|---|---|---|---|"]
+  vs = _vs_torch(recs)
   for r in recs:
     mode, ratio = "", ""
     if r["framework"] == "torch":
       mode = " (flush-denormal)" if r.get("flush_denormal") else " (default)"
-    else:
-      torch = _torch_runs(recs, r)
-      if torch and r["dtype"] == "float32":
-        ratio = f"{min(t['median_s'] for t in torch) / r['median_s']:.2f}x"
+    elif r["dtype"] == "float32" and _key(r) in vs:
+      ratio = f"{vs[_key(r)]['speedup_vs_best_torch']:.2f}x"
     rows.append(f"| {r['framework']}{mode} | {r['model']} | {r['batch']} x "
                 f"{r['width']} | {r.get('devices', '-')} | {r['dtype']} | "
                 f"{r['median_s']:.3f} | {r['images_per_s']:.2f} | {ratio} |")
