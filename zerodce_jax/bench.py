@@ -392,7 +392,6 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
         "(pip install torch==2.13.0)")
     vs_torch = False
   log(format_records([]))
-  origins = {}
   for name in model_names:
     params, origin = official_params(name, shared=shared, flush=True)
     raw = official_params(name, shared=shared, flush=False)[0]
@@ -411,9 +410,9 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
               add({**r, "weights": origin})
             if vs_torch:
               for ftz in (False, True):
-                torch_jobs.append(functools.partial(
+                torch_jobs.append((origin, functools.partial(
                     bench_torch_infer, name, raw, height=h, width=w, batch=b,
-                    scale_factor=sf, flush_denormal=ftz, repeats=repeats))
+                    scale_factor=sf, flush_denormal=ftz, repeats=repeats)))
     if "train_step" in tasks:
       for d in device_counts:
         if d > jax.local_device_count() or train_batch % d:
@@ -424,16 +423,15 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
                                    repeats=max(1, repeats // 2)))
       if vs_torch:
         for ftz in (False, True):
-          torch_jobs.append(functools.partial(
+          torch_jobs.append((origin, functools.partial(
               bench_torch_train_step, name, raw, height=train_size,
               width=train_size, batch=train_batch, flush_denormal=ftz,
-              repeats=max(1, repeats // 2)))
-    origins[name] = origin
+              repeats=max(1, repeats // 2))))
   if "roofline" in tasks:
     for dt in dtypes:
       add(bench_matmul_peak(dtype=dt, repeats=repeats))
-  for job in torch_jobs:
-    add({**job(), "weights": origins[job.args[0]]})
+  for origin, job in torch_jobs:
+    add({**job(), "weights": origin})
   return records
 
 
