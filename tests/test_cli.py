@@ -128,3 +128,30 @@ def test_help_explains():
   assert r.returncode == 0
   for word in ("--weights", "--scale-factor", "--format", "never overwritten"):
     assert word in r.stdout.replace("\n", " ")
+
+
+def test_a_folder_of_damaged_files_reports_each_and_goes_on(tmp_path,
+                                                            tiny_weights,
+                                                            capsys):
+  """Random, truncated and bit-flipped files of every kind beside good ones:
+  one line per bad file, every good file enhanced, exit 1."""
+  rng = np.random.default_rng(1)
+  src = tmp_path / "in"
+  src.mkdir()
+  good = []
+  for i, ext in enumerate((".png", ".jpg", ".bmp", ".tif")):
+    _save(src / f"good{i}{ext}", 12, 10, seed=i)
+    good.append(f"good{i}{ext}")
+    data = (src / f"good{i}{ext}").read_bytes()
+    (src / f"random{i}{ext}").write_bytes(rng.bytes(200))
+    (src / f"cut{i}{ext}").write_bytes(data[:len(data) // 3])
+  (src / "header_only.jpeg").write_bytes(b"\xff\xd8\xff")
+  (src / "png_sig.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+  out = tmp_path / "out"
+  rc = cli.main(["enhance", str(src), "-o", str(out), "--weights",
+                 tiny_weights, "--no-progress"])
+  err = capsys.readouterr().err.strip().splitlines()
+  bad = sorted(p.name for p in src.iterdir() if p.name not in good)
+  assert rc == 1
+  assert sorted(os.path.basename(l.split(": ")[1]) for l in err) == bad, err
+  assert sorted(p.name for p in out.iterdir()) == sorted(good)

@@ -113,6 +113,18 @@ def test_wrong_layout_says_what_is_expected(tmp_path, capsys):
   assert "DarkFace/label" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", ["lol", "dicm", "sice", "dark_face"])
+def test_missing_or_empty_manual_dir_says_what_is_expected(tmp_path, capsys,
+                                                           name):
+  (tmp_path / "empty").mkdir()
+  for manual, why in (("missing", "no such folder"), ("empty", "empty")):
+    rc = cli.main(["data", "build", name, "--manual-dir",
+                   str(tmp_path / manual), "--data-dir", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert rc == 2 and why in err and "Expected layout" in err, err
+    assert "Traceback" not in err and "AssertionError" not in err
+
+
 def test_training_reads_a_tfds_dataset(tmp_path):
   from zerodce_jax import config_utils, training
   manual = tmp_path / "m"

@@ -97,3 +97,70 @@ def test_jpeg_cannot_hold_alpha_warns(tmp_path):
   with pytest.warns(UserWarning, match="cannot hold"):
     image_io.write_image(str(tmp_path / "x.jpg"), np.zeros((2, 2, 3)), info)
   assert Image.open(tmp_path / "x.jpg").mode == "RGB"
+
+
+_FUZZ_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _valid_bytes(ext, tmp_path, rng):
+  """A small valid image of that kind (16-bit for png/tiff: other decoders)."""
+  path = tmp_path / f"valid{ext}"
+  if ext in (".tif", ".tiff"):
+    tifffile.imwrite(path, (rng.random((9, 11, 3)) * 65535).astype(np.uint16),
+                     photometric="rgb")
+  elif ext == ".png":
+    with open(path, "wb") as f:
+      png.Writer(11, 9, bitdepth=16, greyscale=False).write(
+          f, (rng.random((9, 33)) * 65535).astype(np.uint16))
+  else:
+    Image.fromarray((rng.random((9, 11, 3)) * 255).astype(np.uint8)).save(
+        path)
+  return path.read_bytes()
+
+
+def _read_or_one_line_error(path):
+  try:
+    rgb, info = image_io.read_image(str(path))
+  except image_io.ImageError as e:
+    assert str(e).startswith(str(path)) and "\n" not in str(e)
+    return False
+  assert rgb.ndim == 3 and rgb.shape[-1] == 3 and rgb.dtype == np.float32
+  assert np.all(np.isfinite(rgb)) and rgb.min() >= 0 and rgb.max() <= 1
+  return True
+
+
+def test_fuzzed_files_under_every_extension(tmp_path):
+  hypothesis = pytest.importorskip("hypothesis")
+  st = hypothesis.strategies
+  rng = np.random.default_rng(0)
+  valid = {ext: _valid_bytes(ext, tmp_path, rng) for ext in _FUZZ_EXTS}
+
+  @hypothesis.settings(max_examples=300, deadline=None, database=None)
+  @hypothesis.given(st.sampled_from(_FUZZ_EXTS), st.binary(max_size=300),
+                    st.integers(0, 10**6), st.integers(0, 7),
+                    st.sampled_from(["random", "truncated", "flipped"]))
+  def check(ext, noise, where, bit, kind):
+    data = valid[ext]
+    if kind == "random":
+      data = noise
+    elif kind == "truncated":
+      data = data[:where % len(data)]
+    else:
+      b = bytearray(data)
+      b[where % len(b)] ^= 1 << bit
+      data = bytes(b)
+    path = tmp_path / f"fuzz{ext}"
+    path.write_bytes(data)
+    _read_or_one_line_error(path)
+
+  check()
+
+
+def test_pixel_limit_also_guards_16bit_png_and_tiff(tmp_path, rng,
+                                                    monkeypatch):
+  _valid_bytes(".png", tmp_path, rng)
+  _valid_bytes(".tif", tmp_path, rng)
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40)  # limit: 80 pixels
+  for name in ("valid.png", "valid.tif"):
+    with pytest.raises(image_io.ImageError, match="decompression bomb"):
+      image_io.read_image(str(tmp_path / name))

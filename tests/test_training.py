@@ -214,28 +214,58 @@ def _train_cmd(workdir, steps):
           "--config.log_every=2", "--config.sample_every=0"]
 
 
+def _checkpoint_entries(ckpt):
+  """(complete steps, names of orbax's unfinished temporary folders)."""
+  names = os.listdir(ckpt) if ckpt.is_dir() else []
+  steps = sorted(int(n) for n in names if n.isdigit())
+  return steps, [n for n in names if not n.isdigit()]
+
+
 @pytest.mark.slow
-def test_resume_after_sigkill_is_exact(tmp_path):
-  """Kill a real training process mid-run; restart; same params as a run
-  that was never interrupted."""
-  steps = 200
+def test_resume_after_repeated_sigkills_is_exact(tmp_path):
+  """SIGKILL a real training process at 12 random moments (a third of them
+  while orbax is writing a checkpoint asynchronously), restart it each time;
+  after every kill the workdir restores cleanly, and the finished run's
+  params are bit-identical to a run that was never interrupted."""
+  steps, kills_wanted = 400, 12
   ref = subprocess.run(_train_cmd(tmp_path / "ref", steps),
                        capture_output=True, text=True, timeout=600)
   assert ref.returncode == 0, ref.stderr
   work = tmp_path / "killed"
-  proc = subprocess.Popen(_train_cmd(work, steps), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
   ckpt = work / "checkpoints"
-  while time.time() < deadline:
-    done = [int(p.name) for p in ckpt.iterdir()
-            if p.name.isdigit()] if ckpt.is_dir() else []
-    if done and max(done) >= 40:
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert not (work / "weights.msgpack").exists(), "killed too late"
+  rng = np.random.default_rng(0)
+  kills = during_write = 0
+  while kills < kills_wanted:
+    before, _ = _checkpoint_entries(ckpt)
+    proc = subprocess.Popen(_train_cmd(work, steps), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    in_write = kills % 3 == 0  # kill the moment a checkpoint is half-written
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+      done, tmp = _checkpoint_entries(ckpt)
+      started = done and done[-1] > (before[-1] if before else 0)
+      if in_write and started and any(
+          int(t.split(".")[0]) > done[-1] for t in tmp
+          if t.split(".")[0].isdigit()):
+        break
+      if not in_write and started:
+        time.sleep(float(rng.uniform(0, 0.6)))
+        break
+      time.sleep(0.001)
+    if proc.poll() is not None:  # finished (or failed) before the kill
+      assert proc.returncode == 0, proc.stderr.read()
+      pytest.fail(f"the run finished after {kills} kills; raise `steps`")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kills += 1
+    done, tmp = _checkpoint_entries(ckpt)
+    during_write += bool(tmp)
+    # what a restart will find must restore: the newest complete checkpoint
+    _, _, source = params_io.load_weights(str(work))
+    assert f"checkpoint step {done[-1]}" in source
+  print(f"{kills} kills, {during_write} with a checkpoint being written; "
+        f"complete checkpoints then: {done}")
+  assert during_write >= kills_wanted // 3, during_write
   again = subprocess.run(_train_cmd(work, steps), capture_output=True,
                          text=True, timeout=600)
   assert again.returncode == 0, again.stderr
@@ -342,3 +372,95 @@ def test_train_cli_runs_data_parallel_on_cpu_devices(tmp_path):
   assert out.returncode == 0, out.stderr
   assert "1 process(es) x 2 cpu device(s), global batch 8" in out.stdout
   assert (tmp_path / "w" / "weights.msgpack").is_file()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """A smoke run with checkpoints at steps 10 and 20 (copied per case)."""
+  work = tmp_path_factory.mktemp("run")
+  training.train_and_evaluate(_smoke(num_steps=20), str(work), progress=False)
+  return work
+
+
+def _garbage(path):
+  path.write_bytes(b"\x00garbage{not json")
+
+
+def _damage_cases():
+  """name -> (function damaging checkpoints/20, what the error must say)."""
+  import shutil
+  return {
+      # orbax treats this file as optional (it logs and reads on): the data
+      # is intact, so resuming from it is right
+      "checkpoint metadata": (lambda c: _garbage(c / "_CHECKPOINT_METADATA"),
+                              None),
+      "meta json": (lambda c: _garbage(c / "meta" / "metadata"),
+                    "checkpoints/20"),
+      "meta not a dict": (lambda c: (c / "meta" / "metadata").write_text(
+          "[1, 2]"), "checkpoints/20"),
+      "tree metadata": (lambda c: _garbage(c / "state" / "_METADATA"),
+                        "checkpoints/20"),
+      "array manifest": (lambda c: _garbage(c / "state" / "manifest.ocdbt"),
+                         "checkpoints/20"),
+      "array data": (lambda c: [_garbage(p) for p in (c / "state").rglob("*")
+                                if p.is_file() and p.parent.name == "d"],
+                     "checkpoints/20"),
+      "state folder gone": (lambda c: shutil.rmtree(c / "state"),
+                            "checkpoints/20"),
+  }
+
+
+@pytest.mark.parametrize("case", sorted(_damage_cases()))
+def test_damaged_checkpoint_in_a_strangers_workdir(tmp_path, finished_run,
+                                                   case, capsys):
+  """Each kind of damage is a clear error naming the checkpoint, for both
+  readers of a workdir: resuming training and `enhance --weights WORKDIR`."""
+  import shutil
+  from zerodce_jax import cli
+  work = tmp_path / "w"
+  shutil.copytree(finished_run, work)
+  (work / "weights.msgpack").unlink()  # make `--weights WORKDIR` read ckpts
+  damage, match = _damage_cases()[case]
+  damage(work / "checkpoints" / "20")
+  if match is None:
+    assert "step 20" in params_io.load_weights(str(work))[2]
+    state = training.train_and_evaluate(_smoke(num_steps=30), str(work),
+                                        progress=False)
+    assert int(state.step) == 30
+    return
+  with pytest.raises(checkpoints.CheckpointError, match=match):
+    training.train_and_evaluate(_smoke(num_steps=30), str(work),
+                                progress=False)
+  with pytest.raises(params_io.WeightsError, match=match):
+    params_io.load_weights(str(work))
+  img = tmp_path / "x.png"
+  from PIL import Image
+  Image.new("RGB", (8, 8), (20, 20, 20)).save(img)
+  capsys.readouterr()
+  assert cli.main(["enhance", str(img), "-o", str(tmp_path / "o"),
+                   "--weights", str(work), "--no-progress"]) == 2
+  err = capsys.readouterr().err
+  assert "checkpoints/20" in err and "Traceback" not in err
+  # deleting the damaged step falls back to the older, complete one
+  shutil.rmtree(work / "checkpoints" / "20")
+  params, arch, source = params_io.load_weights(str(work))
+  assert "step 10" in source and arch["depth"] == 3
+
+
+def test_wrong_tree_and_hostile_config_in_a_workdir(tmp_path, finished_run):
+  import shutil
+  work = tmp_path / "w"
+  shutil.copytree(finished_run, work)
+  (work / "weights.msgpack").unlink()
+  config = json.loads((work / "config.json").read_text())
+  config["model"]["arch"] = "zerodce"  # checkpoints hold a 3-32-8 tree
+  (work / "config.json").write_text(json.dumps(config))
+  with pytest.raises(params_io.WeightsError, match="cannot restore"):
+    params_io.load_weights(str(work))
+  config["model"]["arch"] = "no-such-net"
+  (work / "config.json").write_text(json.dumps(config))
+  with pytest.raises(params_io.WeightsError, match="not a usable training"):
+    params_io.load_weights(str(work))
+  (work / "config.json").write_text("[]")
+  with pytest.raises(params_io.WeightsError, match="not a usable training"):
+    params_io.load_weights(str(work))

@@ -74,4 +74,10 @@ def restore_latest(manager: ocp.CheckpointManager, target: dict[str, Any]
         "damaged. Use the configuration it was trained with, or a new "
         "--workdir; delete that step's folder to fall back to an older "
         "checkpoint.") from None
-  return restored["state"], restored["meta"]
+  meta = restored["meta"]
+  if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+    raise CheckpointError(
+        f"cannot restore checkpoint {path}: its meta is not a training "
+        "checkpoint's (no step). Delete that step's folder to fall back to "
+        "an older checkpoint, or use a new --workdir.")
+  return restored["state"], meta

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from zerodce_jax import torch_pickle
+from zerodce_jax import params_io, torch_pickle
 
 __all__ = ["convert_state_dict", "convert_official", "flush_denormals",
            "official_layer_names"]
@@ -68,6 +68,8 @@ def convert_state_dict(state: dict[str, np.ndarray], *,
     ValueError: the snapshot is not of the requested architecture.
   """
   depth, separable = official_layer_names(state)
+  if depth > 99:
+    raise ValueError(f"snapshot names layer e_conv{depth}: not a DCE-Net")
   found = "zerodce++" if separable else "zerodce"
   if arch is not None and arch != found:
     raise ValueError(f"snapshot is a {found} network, not {arch}")
@@ -79,6 +81,10 @@ def convert_state_dict(state: dict[str, np.ndarray], *,
     if key not in state:
       raise ValueError(f"snapshot lacks {key}")
     arr = np.asarray(state[key], np.float32)
+    ndim = 1 if key.endswith(".bias") else 4
+    if arr.ndim != ndim:
+      raise ValueError(f"snapshot's {key} has shape {arr.shape}, not a "
+                       f"{ndim}-d {'bias' if ndim == 1 else 'kernel'}")
     if flush:
       arr, n = flush_denormals(arr)
       flushed += n
@@ -105,7 +111,22 @@ def convert_state_dict(state: dict[str, np.ndarray], *,
   iterations = 8 if separable else out_ch // 3
   fields = dict(depth=depth, width=int(width), iterations=int(iterations),
                 separable=separable)
+  try:  # the snapshot is untrusted: every shape must fit the architecture
+    fields = params_io.check_arch(fields)
+    params = params_io.check_params(params, fields)
+  except params_io.WeightsError as e:
+    raise ValueError(f"snapshot is not a valid DCE-Net: {e}") from None
+  extra = sorted(k for k in state if not _is_used(k, depth, separable))
+  if extra:
+    raise ValueError(f"snapshot holds tensors no DCE-Net has: {extra[:4]}")
   return params, fields, flushed
+
+
+def _is_used(key: str, depth: int, separable: bool) -> bool:
+  m = re.fullmatch(r"e_conv(\d+)\.(depth_conv\.|point_conv\.)?(weight|bias)",
+                   key)
+  return bool(m) and 1 <= int(m.group(1)) <= depth and (
+      bool(m.group(2)) == separable)
 
 
 def convert_official(path: str, *, arch: str | None = None,
@@ -114,6 +135,16 @@ def convert_official(path: str, *, arch: str | None = None,
 
   Returns:
     ``(params, arch_fields, n_flushed)``.
+
+  Raises:
+    FileNotFoundError: no such file.
+    torch_pickle.CheckpointFormatError: unreadable or hostile file (nothing
+      in it is executed).
+    ValueError: a readable snapshot that is not a valid DCE-Net (or not of
+      ``arch``). Every message starts with ``path``.
   """
-  return convert_state_dict(torch_pickle.load_state_dict(path), arch=arch,
-                            flush=flush)
+  state = torch_pickle.load_state_dict(path)
+  try:
+    return convert_state_dict(state, arch=arch, flush=flush)
+  except ValueError as e:
+    raise ValueError(f"{path}: {e}") from None

@@ -107,12 +107,23 @@ def _read_png16(path: str) -> tuple[np.ndarray, int]:
   return arr, meta["bitdepth"]
 
 
-def _png_bit_depth(path: str) -> int | None:
+def _png_header(path: str) -> tuple[int, int, int] | None:
+  """``(width, height, bit_depth)`` from a PNG's IHDR, or None."""
   with open(path, "rb") as f:
     head = f.read(26)
   if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
     return None
-  return head[24]
+  w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+  return w, h, head[24]
+
+
+def _check_pixels(path: str, width: int, height: int) -> None:
+  """Pillow's decompression-bomb limit, for the decoders that lack one."""
+  limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
+  if limit and width * height > limit:
+    raise Image.DecompressionBombError(
+        f"{width}x{height} pixels exceed the limit of {limit} "
+        "(decompression bomb?)")
 
 
 def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
@@ -138,13 +149,18 @@ def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
     raise ImageError(f"{path}: empty file")
   ext = os.path.splitext(path)[1].lower()
   try:
+    png_header = _png_header(path)
     if ext in (".tif", ".tiff"):
       with tifffile.TiffFile(path) as tif:
+        shape = tif.pages[0].shape  # (H, W) or (H, W, C): from the header
+        _check_pixels(path, int(shape[1]) if len(shape) > 1 else 1,
+                      int(shape[0]))
         arr = tif.asarray()
         tag = tif.pages[0].tags.get("Orientation")
         orientation = int(tag.value) if tag is not None else 1
       fmt = "tiff"
-    elif _png_bit_depth(path) == 16:
+    elif png_header is not None and png_header[2] == 16:
+      _check_pixels(path, png_header[0], png_header[1])
       arr, _ = _read_png16(path)
       orientation, fmt = 1, "png"
     else:
@@ -164,10 +180,15 @@ def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
       fmt = {"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt)
   except (UnidentifiedImageError, Image.DecompressionBombError,
           Image.DecompressionBombWarning) as e:
-    raise ImageError(f"{path}: not a readable image ({e})") from None
-  except (OSError, SyntaxError, ValueError, png.Error,
-          tifffile.TiffFileError) as e:
-    raise ImageError(f"{path}: cannot read image ({e})") from None
+    raise ImageError(f"{path}: not a readable image "
+                     f"({' '.join(str(e).split())[:300]})") from None
+  except MemoryError:
+    raise ImageError(f"{path}: too large to decode in memory") from None
+  except Exception as e:  # noqa: BLE001 - the file is untrusted: Pillow,
+    # pypng and tifffile raise many kinds (OSError, SyntaxError, struct.error,
+    # IndexError...) on damaged data; each is one clear line for this file.
+    raise ImageError(f"{path}: cannot read image ({type(e).__name__}: "
+                     f"{' '.join(str(e).split())[:200]})") from None
   try:
     colour, alpha, gray = _split(np.asarray(arr))
     bit_depth = 8 if colour.dtype in (np.uint8, np.bool_) else 16

@@ -15,6 +15,7 @@ message naming both.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -25,7 +26,8 @@ import numpy as np
 from zerodce_jax import models
 
 __all__ = ["save_params", "load_params", "load_weights", "asset_path",
-           "WeightsError", "FORMAT", "BUNDLED", "DEFAULT_WEIGHTS"]
+           "check_arch", "check_params", "expected_shapes", "WeightsError",
+           "FORMAT", "BUNDLED", "DEFAULT_WEIGHTS"]
 
 FORMAT = "zerodce-jax-params"
 _ARCH_KEYS = ("depth", "width", "iterations", "separable")
@@ -67,6 +69,102 @@ def save_params(path: str, params: Any, *, arch: dict[str, Any],
   os.replace(tmp, path)
 
 
+# Bounds on what a weights file may declare: far beyond every published
+# DCE-Net, small enough that checking shapes never builds a huge model.
+_ARCH_LIMITS = {"depth": (3, 99), "width": (1, 1024), "iterations": (1, 64)}
+MAX_WEIGHTS_BYTES = 2**30
+
+
+def check_arch(arch: Any) -> dict[str, Any]:
+  """Validates an architecture read from an untrusted file.
+
+  Returns:
+    ``{"depth": int, "width": int, "iterations": int, "separable": bool}``.
+
+  Raises:
+    WeightsError: a missing/extra field, a wrong type, or a value outside
+      ``_ARCH_LIMITS`` (an even depth too: the skips need an odd one).
+  """
+  if not isinstance(arch, dict) or set(arch) != set(_ARCH_KEYS):
+    got = sorted(map(str, arch)) if isinstance(arch, dict) else type(
+        arch).__name__
+    raise WeightsError(f"the architecture must have exactly the fields "
+                       f"{list(_ARCH_KEYS)}, got {got}")
+  out: dict[str, Any] = {}
+  for key, (lo, hi) in _ARCH_LIMITS.items():
+    v = arch[key]
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not (
+        lo <= v <= hi):
+      raise WeightsError(f"architecture field {key} must be an integer in "
+                         f"[{lo}, {hi}], got {v!r:.40}")
+    out[key] = int(v)
+  if out["depth"] % 2 == 0:
+    raise WeightsError(f"depth must be odd, got {out['depth']}")
+  if not isinstance(arch["separable"], (bool, np.bool_)):
+    raise WeightsError("architecture field separable must be a boolean")
+  out["separable"] = bool(arch["separable"])
+  return {k: out[k] for k in _ARCH_KEYS}
+
+
+def expected_shapes(arch: dict[str, Any]) -> Any:
+  """The params tree of ``arch`` as shapes (no arrays are allocated)."""
+  return _expected_shapes(tuple(arch[k] for k in _ARCH_KEYS))
+
+
+@functools.lru_cache(maxsize=32)
+def _expected_shapes(fields: tuple[Any, ...]) -> Any:
+  expected = jax.eval_shape(
+      lambda: models.DCENet(**dict(zip(_ARCH_KEYS, fields))).init(
+          jax.random.key(0), np.zeros((1, 16, 16, 3), np.float32)))["params"]
+  return jax.tree_util.tree_map(lambda s: tuple(s.shape), expected)
+
+
+def check_params(params: Any, arch: dict[str, Any]) -> Any:
+  """Validates an untrusted params tree against ``arch``.
+
+  Returns:
+    The tree with float32 NumPy leaves.
+
+  Raises:
+    WeightsError: missing or extra layers, a leaf that is not a floating
+      array, a shape that does not fit ``arch``, or a NaN/infinite value; the
+      message names the first offending parameter.
+  """
+  want = expected_shapes(arch)
+  want_flat = dict(_flatten(want))
+  got_flat = dict(_flatten(params)) if isinstance(params, dict) else {}
+  missing = sorted(set(want_flat) - set(got_flat))
+  extra = sorted(set(got_flat) - set(want_flat))
+  if missing or extra:
+    raise WeightsError(
+        f"parameters do not match the architecture {arch} it declares "
+        f"(missing: {missing[:4] or 'none'}, unexpected: "
+        f"{extra[:4] or 'none'})")
+  for name, leaf in got_flat.items():
+    if not isinstance(leaf, np.ndarray) or leaf.dtype.kind != "f":
+      raise WeightsError(f"parameter {name} is a "
+                         f"{getattr(leaf, 'dtype', type(leaf).__name__)}, "
+                         "not a floating-point array")
+    if tuple(leaf.shape) != want_flat[name]:
+      raise WeightsError(f"parameter {name} has shape {tuple(leaf.shape)}, "
+                         f"the architecture {arch} wants {want_flat[name]}")
+    if not np.all(np.isfinite(leaf)):
+      raise WeightsError(f"parameter {name} holds NaN or infinite values")
+  return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
+
+
+def _flatten(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+  """``[("conv1/kernel", leaf), ...]`` for a tree of nested dicts."""
+  out = []
+  for k, v in tree.items():
+    name = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.extend(_flatten(v, name + "/"))
+    else:
+      out.append((name, v))
+  return out
+
+
 def load_params(path: str, *,
                 expect_arch: dict[str, Any] | None = None
                 ) -> tuple[Any, dict[str, Any], str]:
@@ -81,11 +179,17 @@ def load_params(path: str, *,
     ``(params, arch, source)``; ``params`` is a tree of float32 NumPy arrays.
 
   Raises:
-    WeightsError: missing/unreadable file, not a zerodce-jax weights file, or
-      an architecture mismatch; the message names the file.
+    WeightsError: missing/unreadable file, not a zerodce-jax weights file,
+      an architecture mismatch, or parameters that do not fit the
+      architecture (see ``check_arch``, ``check_params``); the message names
+      the file. The file is untrusted: msgpack runs no code, and its arrays
+      are views of the file's own bytes, so nothing larger is allocated.
   """
   if not os.path.isfile(path):
     raise WeightsError(f"{path}: no such weights file")
+  if os.path.getsize(path) > MAX_WEIGHTS_BYTES:
+    raise WeightsError(f"{path}: larger than any DCE-Net weights file "
+                       f"({MAX_WEIGHTS_BYTES} bytes)")
   with open(path, "rb") as f:
     data = f.read()
   try:
@@ -95,21 +199,16 @@ def load_params(path: str, *,
   if not isinstance(doc, dict) or doc.get("format") != FORMAT:
     raise WeightsError(f"{path}: not a zerodce-jax weights file "
                        "(convert official .pth files with `zerodce convert`)")
-  arch = dict(doc["arch"])
-  if expect_arch is not None:
-    want = {k: expect_arch[k] for k in _ARCH_KEYS}
-    if want != {k: arch.get(k) for k in _ARCH_KEYS}:
-      raise WeightsError(f"{path}: weights are for {arch}, but the model "
-                         f"wants {want}")
-  params = doc["params"]
-  expected = jax.eval_shape(
-      lambda: models.DCENet(**arch).init(
-          jax.random.key(0), np.zeros((1, 16, 16, 3), np.float32)))["params"]
-  exp_shapes = jax.tree_util.tree_map(lambda s: tuple(s.shape), expected)
-  got_shapes = jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), params)
-  if exp_shapes != got_shapes:
-    raise WeightsError(f"{path}: parameter shapes do not match the "
-                       f"architecture {arch} it declares")
+  try:
+    arch = check_arch(doc.get("arch"))
+    if expect_arch is not None:
+      want = {k: expect_arch[k] for k in _ARCH_KEYS}
+      if want != arch:
+        raise WeightsError(f"weights are for {arch}, but the model wants "
+                           f"{want}")
+    params = check_params(doc.get("params"), arch)
+  except WeightsError as e:
+    raise WeightsError(f"{path}: {e}") from None
   return params, arch, str(doc.get("source", ""))
 
 
@@ -138,12 +237,16 @@ def _load_workdir(workdir: str) -> tuple[Any, dict[str, Any], str]:
   import json  # noqa: PLC0415
   import ml_collections  # noqa: PLC0415
   from zerodce_jax import checkpoints, training  # noqa: PLC0415
-  with open(config_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  model = training.model_from_config(config)
-  state = training.create_train_state(
-      model, training.optimizer_from_config(config), key=jax.random.key(0),
-      image_size=16)
+  try:  # the workdir may be a stranger's: its config.json is data, checked
+    with open(config_path) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    model = training.model_from_config(config)
+    state = training.create_train_state(
+        model, training.optimizer_from_config(config), key=jax.random.key(0),
+        image_size=16)
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise WeightsError(f"{config_path}: not a usable training config "
+                       f"({type(e).__name__}: {str(e)[:200]})") from None
   manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
                                      keep=10**6, async_save=False)
   try:
@@ -155,8 +258,13 @@ def _load_workdir(workdir: str) -> tuple[Any, dict[str, Any], str]:
   if restored is None:
     raise WeightsError(f"{workdir}: no complete checkpoint yet")
   sd, meta = restored
-  return (jax.device_get(sd["params"]), arch_of(model),
-          f"training run {workdir}, checkpoint step {meta.get('step')}")
+  try:
+    params = check_params(jax.device_get(sd["params"]), arch_of(model))
+  except WeightsError as e:
+    raise WeightsError(f"{workdir}: checkpoint step {meta['step']}: {e}"
+                       ) from None
+  return (params, arch_of(model),
+          f"training run {workdir}, checkpoint step {meta['step']}")
 
 
 def load_weights(spec: str = DEFAULT_WEIGHTS

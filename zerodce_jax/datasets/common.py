@@ -103,6 +103,9 @@ def build(name: str, *, manual_dir: str, data_dir: str) -> Any:
   if not os.path.isdir(manual_dir):
     raise LayoutError(f"{manual_dir}: no such folder.\n"
                       + expected_layout(name))
+  if not os.listdir(manual_dir):  # TFDS would fail with a bare assertion
+    raise LayoutError(f"{manual_dir}: empty folder.\n"
+                      + expected_layout(name))
   builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=manual_dir))
