@@ -14,6 +14,8 @@ def parser(doc):
                   help="tiny sizes, 1 repeat: checks the script runs")
   ap.add_argument("--vs-torch", action="store_true",
                   help="also time the official model in PyTorch (if installed)")
+  ap.add_argument("--vs-onnxruntime", action="store_true",
+                  help="also time the ONNX export in onnxruntime (inference)")
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--out", default="benchmarks/results",
                   help="folder for the JSON and PNG")
@@ -23,7 +25,7 @@ def parser(doc):
 
 
 def finish(records, out, name, title):
-  """Writes OUT/NAME.json and .png, prints the table and the PyTorch ratios."""
+  """Writes OUT/NAME.json and .png, prints the table and the peer ratios."""
   from zerodce_jax import bench  # noqa: PLC0415 - after XLA_FLAGS are set
   os.makedirs(out, exist_ok=True)
   bench.write_json(records, os.path.join(out, f"{name}.json"))
@@ -32,4 +34,5 @@ def finish(records, out, name, title):
   for r in bench.ratios(records):
     print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
           f"b{r['batch']} ({r['devices']} device(s)): JAX is "
-          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
+          f"{r['speedup_vs_best_peer']:.2f}x the fastest peer "
+          f"({r['best_peer']})")

@@ -2,6 +2,12 @@
 
     python benchmarks/compare_official.py --weights zerodce-default \
         [--shared ../shared] [--grid docs/bundled_vs_official.png]
+    python benchmarks/compare_official.py --weights zerodce-pp-default \
+        --grid docs/bundled_pp_vs_official.png --out docs/bundled_pp_model
+
+Zero-DCE weights are compared with the official Zero-DCE, Zero-DCE++ weights
+with the official Zero-DCE++ (both at --scale-factor, default 12, as the
+official test script).
 
 Enhances every image of ../shared/test_images with both, prints per-set means
 of PSNR/SSIM between the two outputs and of brightness, writes OUT/compare.json
@@ -34,16 +40,21 @@ def main(argv=None):
   ap = _common.parser(__doc__)
   ap.add_argument("--weights", default="zerodce-default")
   ap.add_argument("--grid", default="docs/bundled_vs_official.png")
+  ap.add_argument("--scale-factor", type=int, default=12,
+                  help="Zero-DCE++ only (default 12)")
   args = ap.parse_args(argv)
   root = os.path.join(args.shared, "test_images")
-  weights = os.path.join(args.shared, "weights", "zerodce_official_epoch99.pth")
+  params, arch, source = params_io.load_weights(args.weights)
+  ref_file = ("zerodce_pp_official_epoch99.pth" if arch["separable"]
+              else "zerodce_official_epoch99.pth")
+  weights = os.path.join(args.shared, "weights", ref_file)
   if not os.path.isfile(weights):
     print(f"{weights} not found: nothing to compare against", file=sys.stderr)
     return 2
-  params, arch, source = params_io.load_weights(args.weights)
   off, off_arch, _ = convert.convert_official(weights)
-  ours = enhance.Enhancer(models.DCENet(**arch), params)
-  ref = enhance.Enhancer(models.DCENet(**off_arch), off)
+  sf = args.scale_factor if arch["separable"] else 1
+  ours = enhance.Enhancer(models.DCENet(**arch, scale_factor=sf), params)
+  ref = enhance.Enhancer(models.DCENet(**off_arch, scale_factor=sf), off)
   paths = [(os.path.relpath(p, root), p)
            for p in input_pipeline.list_images(root)]
   rows, triples = evaluate.compare_models(ours, ref, paths)
@@ -54,7 +65,8 @@ def main(argv=None):
   evaluate.write_results(rows, summary,
                          json_path=os.path.join(args.out, "compare.json"),
                          meta={"ours": args.weights, "source": source,
-                               "reference": "official Zero-DCE Epoch99"})
+                               "reference": f"official {ref_file}",
+                               "scale_factor": sf})
   picked = [t for (name, _), t in zip(paths, triples) if name in GRID]
   rows_img = [np.concatenate([_thumb(x) for x in t], axis=1) for t in picked]
   width = max(r.shape[1] for r in rows_img)

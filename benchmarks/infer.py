@@ -1,11 +1,16 @@
-"""Inference runtime: Zero-DCE and Zero-DCE++ (scale 1 and 12), JAX vs PyTorch.
+"""Inference runtime: Zero-DCE and Zero-DCE++ (scale 1 and 12), JAX vs peers.
 
-    python benchmarks/infer.py [--vs-torch] [--quick]
+    python benchmarks/infer.py [--vs-torch] [--vs-onnxruntime] [--quick]
+                               [--plan full|peers]
 
-Sizes 256x256, 512x512, 1200x900 (the paper's), 1920x1080, 3840x2160; batch 1
-and 4 (4 at the two smaller sizes); float32 and bfloat16. Median of repeated
-runs after compilation (compile time reported apart). Writes
-OUT/infer.json and OUT/infer.png.
+full (default): sizes 256x256, 512x512, 1200x900 (the paper's), 1920x1080,
+3840x2160; batch 1 and 4 (4 at the two smaller sizes); float32 and bfloat16.
+peers: 256x256, 1200x900 and 1920x1080 at batch 1 and 4, float32 only (the
+comparison with PyTorch and onnxruntime), written as infer_peers.json/png;
+PyTorch runs with flush-denormal only (with the official weights' denormals
+kept it was 50x slower on one of our CPUs: 4.04 s vs 0.080 s at 256x256).
+Median of repeated runs after compilation (compile time reported apart).
+Writes OUT/infer.json and OUT/infer.png (full plan).
 """
 
 import os
@@ -18,10 +23,16 @@ from zerodce_jax import bench  # noqa: E402
 
 
 def main(argv=None):
-  args = _common.parser(__doc__).parse_args(argv)
+  ap = _common.parser(__doc__)
+  ap.add_argument("--plan", choices=("full", "peers"), default="full")
+  args = ap.parse_args(argv)
   if args.quick:
     plan = [dict(sizes=[(24, 36)], batches=[1], dtypes=["float32"])]
     args.repeats = 1
+  elif args.plan == "peers":
+    plan = [dict(sizes=[(256, 256), (900, 1200), (1080, 1920)],
+                 batches=[1, 4], dtypes=["float32"],
+                 torch_flush_modes=(True,))]
   else:
     plan = [dict(sizes=[(256, 256), (512, 512)], batches=[1, 4],
                  dtypes=["float32", "bfloat16"]),
@@ -30,8 +41,10 @@ def main(argv=None):
   records = []
   for p in plan:
     records += bench.run(tasks=["infer"], vs_torch=args.vs_torch,
+                         vs_onnxruntime=args.vs_onnxruntime,
                          repeats=args.repeats, shared=args.shared, **p)
-  _common.finish(records, args.out, "infer", "zerodce-jax inference")
+  name = "infer_peers" if args.plan == "peers" and not args.quick else "infer"
+  _common.finish(records, args.out, name, "zerodce-jax inference")
   return 0
 
 

@@ -3,7 +3,7 @@
     python benchmarks/report.py [--results benchmarks/results] [--readme README.md]
 
 Replaces the text between ``<!-- bench:start -->`` and ``<!-- bench:end -->``
-in the README with tables built from infer.json, train_step.json,
+in the README with tables built from infer.json, infer_peers.json, train_step.json,
 roofline.json and input_pipeline.json (those present), with the machine and
 date they were measured on.
 """
@@ -33,31 +33,34 @@ def _key(r):
           r.get("devices", 1))
 
 
-def _vs_torch(recs):
-  """``bench.ratios`` (JAX vs the faster PyTorch run) by JAX record key."""
+def _vs_peers(recs):
+  """``bench.ratios`` (JAX vs the fastest peer run) by JAX record key."""
   return {_key(q): q for q in bench.ratios(recs)}
 
 
 def infer_table(doc):
   recs = doc["records"]
   rows = ["| model | size (WxH) | batch | dtype | JAX ms | compile s | "
-          "PyTorch ms (default / flush-denormal) | JAX speed-up vs faster "
-          "PyTorch |", "|---|---|---|---|---|---|---|---|"]
-  vs = _vs_torch(recs)
+          "PyTorch ms (default / flush-denormal) | onnxruntime ms | "
+          "JAX speed-up vs fastest peer |",
+          "|---|---|---|---|---|---|---|---|---|"]
+  vs = _vs_peers(recs)
   for r in recs:
     if r["framework"] != "jax":
       continue
     q = vs.get(_key(r)) if r["dtype"] == "float32" else None
     if q:
-      d, f = q["torch_default_s"], q["torch_ftz_s"]
-      tcell = (f"{_ms(d) if d is not None else '-'} / "
+      d, f, o = q["torch_default_s"], q["torch_ftz_s"], q["onnxruntime_s"]
+      tcell = ("" if d is None and f is None else
+               f"{_ms(d) if d is not None else '-'} / "
                f"{_ms(f) if f is not None else '-'}")
-      ratio = f"{q['speedup_vs_best_torch']:.2f}x"
+      ocell = _ms(o) if o is not None else ""
+      ratio = f"{q['speedup_vs_best_peer']:.2f}x ({q['best_peer']})"
     else:
-      tcell, ratio = "", ""
+      tcell = ocell = ratio = ""
     rows.append(f"| {r['model']} | {r['width']}x{r['height']} | {r['batch']} "
                 f"| {r['dtype']} | {_ms(r['median_s'])} | "
-                f"{r['compile_s']:.2f} | {tcell} | {ratio} |")
+                f"{r['compile_s']:.2f} | {tcell} | {ocell} | {ratio} |")
   return "\n".join(rows)
 
 
@@ -66,7 +69,7 @@ def train_table(doc):
   rows = ["| framework | model | batch x size | devices | dtype | median s | "
           "images/s | JAX speed-up vs faster PyTorch |",
           "|---|---|---|---|---|---|---|---|"]
-  vs = _vs_torch(recs)
+  vs = _vs_peers(recs)
   for r in recs:
     mode, ratio = "", ""
     if r["framework"] == "torch":
@@ -106,6 +109,8 @@ def build(results):
   parts = []
   for name, title, fn in (
       ("infer", "Inference", infer_table),
+      ("infer_peers", "Inference against PyTorch and onnxruntime",
+       infer_table),
       ("train_step", "Training step", train_table),
       ("roofline", "Roofline", roofline_table),
       ("input_pipeline", "Input pipeline", pipeline_table)):

@@ -26,13 +26,18 @@ def test_flop_counts():
 @pytest.mark.parametrize("script", ["infer.py", "train_step.py",
                                     "roofline.py", "input_pipeline.py"])
 def test_script_quick(tmp_path, script):
+  extra = ["--vs-onnxruntime"] if script == "infer.py" else []
   r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script),
-                      "--quick", "--out", str(tmp_path)], capture_output=True,
+                      "--quick", "--out", str(tmp_path)] + extra,
+                     capture_output=True,
                      text=True, timeout=600, cwd=ROOT)
   assert r.returncode == 0, r.stderr[-3000:]
   name = script[:-3]
   doc = json.loads((tmp_path / f"{name}.json").read_text())
   assert doc["machine"]["cores"] >= 1
+  if script == "infer.py":
+    assert {"jax", "onnxruntime"} <= {r["framework"] for r in doc["records"]}
+    assert "fastest peer (onnxruntime)" in r.stdout
   for rec in doc["records"]:
     if "stage" in rec:
       assert rec["images_per_s"] > 0
@@ -48,8 +53,14 @@ def test_ratios_pick_the_faster_torch_run():
           dict(base, framework="torch", flush_denormal=False, median_s=30.0),
           dict(base, framework="torch", flush_denormal=True, median_s=2.0)]
   (r,) = bench.ratios(recs)
-  assert r["speedup_vs_best_torch"] == 2.0
+  assert r["speedup_vs_best_torch"] == 2.0 == r["speedup_vs_best_peer"]
+  assert r["best_peer"] == "torch (flush-denormal)"
   assert (r["torch_default_s"], r["torch_ftz_s"]) == (30.0, 2.0)
+  # onnxruntime faster still: the fastest peer changes, torch's ratio stays
+  (r,) = bench.ratios(recs + [dict(base, framework="onnxruntime",
+                                   median_s=0.5)])
+  assert r["best_peer"] == "onnxruntime" and r["speedup_vs_best_peer"] == 0.5
+  assert r["speedup_vs_best_torch"] == 2.0 and r["onnxruntime_s"] == 0.5
 
 
 def test_report_fills_the_readme_markers(tmp_path):
@@ -72,4 +83,5 @@ def test_report_fills_the_readme_markers(tmp_path):
   readme.write_text("a\n<!-- bench:start -->\nold\n<!-- bench:end -->\nb\n")
   assert report.main(["--results", str(res), "--readme", str(readme)]) == 0
   text = readme.read_text()
-  assert "old" not in text and "3.00x" in text and text.endswith("b\n")
+  assert "old" not in text and text.endswith("b\n")
+  assert "3.00x (torch (flush-denormal))" in text

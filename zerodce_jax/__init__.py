@@ -5,9 +5,12 @@ Modules, one responsibility each:
   resize        PyTorch-exact bilinear resampling (Zero-DCE++ scale factor)
   models        the DCE-Net flax module and named architectures
   losses        the four no-reference losses, paper and official variants
+  safe_pickle   a pickle reader that runs no code (allow-listed globals)
   torch_pickle  safe, torch-free reader of PyTorch ``.pth`` files
   convert       official snapshots -> flax params
   params_io     self-describing weights files
+  export        ONNX and StableHLO files of a model (``zerodce export``)
+  onnx_runtime  enhance with an exported ONNX file through onnxruntime
   cli           the ``zerodce`` command
 """
 

@@ -25,7 +25,9 @@ from zerodce_jax import models, training
 
 __all__ = ["timeit", "flops_per_pixel", "model_flops", "machine_info",
            "bench_jax_infer", "bench_jax_train_step", "bench_torch_infer",
-           "bench_torch_train_step", "bench_matmul_peak", "format_records",
+           "bench_torch_train_step", "bench_onnxruntime_infer",
+           "onnxruntime_available", "peer_label", "bench_matmul_peak",
+           "format_records",
            "write_json", "plot_records", "torch_available", "run",
            "official_params", "ratios"]
 
@@ -212,6 +214,41 @@ def bench_torch_infer(name: str, params, *, height: int, width: int,
                  threads=torch.get_num_threads())
 
 
+def onnxruntime_available() -> bool:
+  try:
+    import onnx  # noqa: F401, PLC0415
+    import onnxruntime  # noqa: F401, PLC0415
+    return True
+  except ImportError:
+    return False
+
+
+def bench_onnxruntime_infer(name: str, params, *, height: int, width: int,
+                            batch: int = 1, scale_factor: int = 1,
+                            repeats: int = 5) -> dict:
+  """The same weights exported by ``zerodce export --format onnx`` (float32,
+  dynamic axes), run by onnxruntime's CPU provider on all cores."""
+  import onnxruntime as ort  # noqa: PLC0415
+  from zerodce_jax import export  # noqa: PLC0415
+  arch = models.ARCHITECTURES[name]
+  sf = scale_factor if arch["separable"] else 1
+  options = ort.SessionOptions()
+  options.intra_op_num_threads = os.cpu_count() or 1
+  t = time.perf_counter()
+  session = ort.InferenceSession(
+      export.export_onnx(params, arch, scale_factor=sf), options,
+      providers=["CPUExecutionProvider"])
+  build_s = time.perf_counter() - t
+  x = _input(batch, height, width)
+  med, mn, _ = timeit(lambda: session.run(["enhanced"], {"image": x}),
+                      repeats=repeats)
+  return _record(model=_label(name, sf), framework="onnxruntime",
+                 task="infer", height=height, width=width, batch=batch,
+                 dtype="float32", median_s=med, min_s=mn, compile_s=build_s,
+                 onnxruntime=ort.__version__,
+                 threads=options.intra_op_num_threads)
+
+
 def bench_torch_train_step(name: str, params, *, height: int = 256,
                            width: int = 256, batch: int = 8,
                            flush_denormal: bool, repeats: int = 3) -> dict:
@@ -368,7 +405,8 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
         sizes: Sequence[tuple[int, int]] = ((900, 1200),),
         batches: Sequence[int] = (1,), dtypes: Sequence[str] = ("float32",),
         tasks: Sequence[str] = ("infer",), scale_factors: Sequence[int] = (
-            1, 12), vs_torch: bool = False, repeats: int = 5,
+            1, 12), vs_torch: bool = False, vs_onnxruntime: bool = False,
+        torch_flush_modes: Sequence[bool] = (False, True), repeats: int = 5,
         train_size: int = 256, train_batch: int = 8,
         device_counts: Sequence[int] = (1,), shared: str | None = None,
         log: Callable[[str], None] = print) -> list[dict]:
@@ -377,9 +415,12 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
   ``sizes`` are (height, width). ``tasks``: ``infer``, ``train_step``,
   ``roofline`` (matmul peak). Torch runs (``vs_torch``) use the official
   weights, once as users run them (denormals kept, default CPU mode) and once
-  with ``torch.set_flush_denormal(True)``. All JAX runs come first and all
-  PyTorch runs after them: a JAX run just after a PyTorch one was measured
-  up to 1.8x slower (PyTorch's worker threads keep the cores busy a while).
+  with ``torch.set_flush_denormal(True)`` (``torch_flush_modes`` picks);
+  onnxruntime runs
+  (``vs_onnxruntime``, inference only) the same weights exported to ONNX.
+  All JAX runs come first and all peer runs after them: a JAX run just after
+  a PyTorch one was measured up to 1.8x slower (PyTorch's worker threads keep
+  the cores busy a while).
   """
   records, torch_jobs = [], []
 
@@ -391,6 +432,10 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
     log("torch is not installed: skipping the PyTorch side "
         "(pip install torch==2.13.0)")
     vs_torch = False
+  if vs_onnxruntime and not onnxruntime_available():
+    log("onnxruntime is not installed: skipping it "
+        "(pip install 'zerodce-jax[export]')")
+    vs_onnxruntime = False
   log(format_records([]))
   for name in model_names:
     params, origin = official_params(name, shared=shared, flush=True)
@@ -409,10 +454,14 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
                                   dtype=dt, scale_factor=sf, repeats=repeats)
               add({**r, "weights": origin})
             if vs_torch:
-              for ftz in (False, True):
+              for ftz in torch_flush_modes:
                 torch_jobs.append((origin, functools.partial(
                     bench_torch_infer, name, raw, height=h, width=w, batch=b,
                     scale_factor=sf, flush_denormal=ftz, repeats=repeats)))
+            if vs_onnxruntime:
+              torch_jobs.append((origin, functools.partial(
+                  bench_onnxruntime_infer, name, params, height=h, width=w,
+                  batch=b, scale_factor=sf, repeats=repeats)))
     if "train_step" in tasks:
       for d in device_counts:
         if d > jax.local_device_count() or train_batch % d:
@@ -422,7 +471,7 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
                                    batch=train_batch, dtype=dt, devices=d,
                                    repeats=max(1, repeats // 2)))
       if vs_torch:
-        for ftz in (False, True):
+        for ftz in torch_flush_modes:
           torch_jobs.append((origin, functools.partial(
               bench_torch_train_step, name, raw, height=train_size,
               width=train_size, batch=train_batch, flush_denormal=ftz,
@@ -435,12 +484,22 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
   return records
 
 
+def peer_label(r: dict) -> str:
+  """How a non-JAX record is named in tables: ``torch (default)``,
+  ``torch (flush-denormal)``, ``onnxruntime``."""
+  if r["framework"] == "torch":
+    return ("torch (flush-denormal)" if r.get("flush_denormal")
+            else "torch (default)")
+  return r["framework"]
+
+
 def ratios(records: Sequence[dict]) -> list[dict]:
-  """Speed of JAX relative to the faster PyTorch run of the same work.
+  """Speed of JAX relative to the fastest peer run of the same work.
 
   One row per float32 JAX run (task, model, size, batch, devices) that has
-  a PyTorch counterpart: ``speedup_vs_best_torch`` = faster torch median /
-  JAX median (> 1: JAX is faster).
+  a peer (PyTorch, onnxruntime) counterpart: ``speedup_vs_best_peer`` =
+  fastest peer median / JAX median (> 1: JAX is faster), ``best_peer`` its
+  label; ``speedup_vs_best_torch`` likewise against PyTorch alone.
   """
   out = []
   key = lambda r: (r["task"], r["model"], r["height"], r["width"],
@@ -449,16 +508,23 @@ def ratios(records: Sequence[dict]) -> list[dict]:
               if r["framework"] == "jax" and r.get("dtype") == "float32"]
   for j in jax_runs:
     k = key(j)
-    t = [r for r in records if r["framework"] == "torch" and key(r) == k]
-    if not t:
+    peers = [r for r in records if r["framework"] != "jax" and key(r) == k]
+    if not peers:
       continue
+    t = [r for r in peers if r["framework"] == "torch"]
+    ort = [r for r in peers if r["framework"] == "onnxruntime"]
     default = [r for r in t if not r.get("flush_denormal")]
     ftz = [r for r in t if r.get("flush_denormal")]
-    best = min(t, key=lambda r: r["median_s"])
+    best = min(peers, key=lambda r: r["median_s"])
+    best_t = min(t, key=lambda r: r["median_s"]) if t else None
     out.append({"task": k[0], "model": k[1], "height": k[2], "width": k[3],
                 "batch": k[4], "devices": j.get("devices", 1),
                 "jax_s": j["median_s"],
                 "torch_default_s": default[0]["median_s"] if default else None,
                 "torch_ftz_s": ftz[0]["median_s"] if ftz else None,
-                "speedup_vs_best_torch": best["median_s"] / j["median_s"]})
+                "onnxruntime_s": ort[0]["median_s"] if ort else None,
+                "best_peer": peer_label(best),
+                "speedup_vs_best_peer": best["median_s"] / j["median_s"],
+                "speedup_vs_best_torch": (best_t["median_s"] / j["median_s"]
+                                          if best_t else None)})
   return out

@@ -44,33 +44,99 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
-  from zerodce_jax import enhance_files, params_io  # noqa: PLC0415
+  from zerodce_jax import enhance_files, params_io, video  # noqa: PLC0415
   inputs = list(args.inputs)
   if args.sample:
     inputs.append(params_io.asset_path(params_io.SAMPLE_IMAGE))
   if not inputs:
-    print("zerodce enhance: give image files, folders or globs (or --sample)",
-          file=sys.stderr)
+    print("zerodce enhance: give image or video files, folders or globs "
+          "(or --sample)", file=sys.stderr)
     return 2
-  enhancer, err = _load_enhancer(
-      args.weights, args.scale_factor, dtype=args.dtype,
-      batch_size=args.batch, tile=args.tile,
-      max_pixels=int(args.max_megapixels * 1e6))
-  if err:
-    print(f"zerodce enhance: {err}", file=sys.stderr)
+  if args.runtime == "onnx" and not args.weights:
+    print("zerodce enhance: --runtime onnx needs --weights FILE.onnx (from "
+          "`zerodce export --format onnx`)", file=sys.stderr)
     return 2
   jobs, errors = enhance_files.collect_jobs(inputs, args.output,
                                             fmt=args.format,
                                             suffix=args.suffix)
+  video_jobs = [j for j in jobs if video.is_video(j.src)]
+  image_jobs = [j for j in jobs if j not in video_jobs]
+  enhancer = None
+  if image_jobs or not video_jobs:
+    if args.runtime == "onnx":
+      enhancer, err = _load_onnx_enhancer(
+          args.weights, tile=args.tile,
+          max_pixels=int(args.max_megapixels * 1e6))
+    else:
+      enhancer, err = _load_enhancer(
+          args.weights or params_io.DEFAULT_WEIGHTS, args.scale_factor,
+          dtype=args.dtype, batch_size=args.batch, tile=args.tile,
+          max_pixels=int(args.max_megapixels * 1e6))
+    if err:
+      print(f"zerodce enhance: {err}", file=sys.stderr)
+      return 2
   for e in errors:
     print(f"zerodce enhance: {e}", file=sys.stderr)
-  ok, failed = enhance_files.enhance_paths(
-      jobs, enhancer, fmt=args.format, compare=args.compare or args.sample,
-      progress=not args.no_progress)
+  ok = failed = 0
+  if image_jobs:
+    ok, failed = enhance_files.enhance_paths(
+        image_jobs, enhancer, fmt=args.format,
+        compare=args.compare or args.sample, progress=not args.no_progress)
+  if video_jobs:
+    v_ok, v_failed = _enhance_videos(video_jobs, args)
+    ok, failed = ok + v_ok, failed + v_failed
   failed += len(errors)
   print(f"{ok} enhanced into {args.output}" + (f", {failed} failed"
                                                if failed else ""))
   return 1 if failed else 0
+
+
+def _enhance_videos(jobs, args) -> tuple[int, int]:
+  """Enhances video jobs one by one; (n_ok, n_failed). Each problem is one
+  line on stderr; a damaged input still gives what could be decoded."""
+  import jax.numpy as jnp  # noqa: PLC0415
+  from zerodce_jax import models, params_io, video  # noqa: PLC0415
+  if args.runtime == "onnx":
+    for j in jobs:
+      print(f"zerodce enhance: {j.src}: videos run with --runtime jax",
+            file=sys.stderr)
+    return 0, len(jobs)
+  weights = args.weights or params_io.DEFAULT_VIDEO_WEIGHTS
+  try:
+    params, arch, _ = params_io.load_weights(weights)
+  except params_io.WeightsError as e:
+    print(f"zerodce enhance: {e}", file=sys.stderr)
+    return 0, len(jobs)
+  model = models.DCENet(
+      **arch, dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32,
+      scale_factor=args.scale_factor if arch["separable"] else 1)
+  ok = failed = 0
+  for job in jobs:
+    if os.path.dirname(job.dst):
+      os.makedirs(os.path.dirname(job.dst), exist_ok=True)
+    try:
+      report = video.enhance_video(
+          job.src, job.dst, model, params,
+          smoothing=(video.DEFAULT_SMOOTHING if args.temporal_smoothing
+                     is None else args.temporal_smoothing), crf=args.crf,
+          preset=args.preset, codec=args.video_codec,
+          batch_size=args.video_batch, progress=not args.no_progress)
+    except video.VideoError as e:
+      print(f"zerodce enhance: {e}", file=sys.stderr)
+      failed += 1
+      continue
+    if report.error:
+      print(f"zerodce enhance: {job.src}: {report.error}; the "
+            f"{report.frames} frames before it are in {job.dst}",
+            file=sys.stderr)
+      failed += 1
+      continue
+    ok += 1
+    if not args.no_progress:
+      print(f"{job.src} -> {job.dst}: {report.frames} frames "
+            f"{report.width}x{report.height}, {report.fps:.1f} frames/s",
+            file=sys.stderr)
+  return ok, failed
 
 
 def _load_enhancer(weights: str, scale_factor: int, *,
@@ -86,6 +152,67 @@ def _load_enhancer(weights: str, scale_factor: int, *,
       **arch, dtype=jnp.bfloat16 if dtype == "bfloat16" else jnp.float32,
       scale_factor=scale_factor if arch["separable"] else 1)
   return enhance.Enhancer(model, params, **enhancer_options), None
+
+
+def _load_onnx_enhancer(path: str, **options):
+  """(OnnxEnhancer, None) or (None, error message)."""
+  if not path.endswith(".onnx") and not os.path.isfile(path):
+    return None, (f"{path}: --runtime onnx takes an .onnx file from "
+                  "`zerodce export --format onnx`")
+  from zerodce_jax import onnx_runtime  # noqa: PLC0415
+  try:
+    return onnx_runtime.OnnxEnhancer(path, **options), None
+  except onnx_runtime.OnnxModelError as e:
+    return None, str(e)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+  from zerodce_jax import export, params_io  # noqa: PLC0415
+  fmt = args.format
+  if fmt not in export.FORMATS:
+    print(f"zerodce export: unknown format {fmt!r}; choose one of "
+          f"{', '.join(export.FORMATS)}", file=sys.stderr)
+    return 2
+  try:
+    params, arch, source = params_io.load_weights(args.weights)
+  except params_io.WeightsError as e:
+    print(f"zerodce export: {e}", file=sys.stderr)
+    return 2
+  sf = args.scale_factor
+  if sf is None:
+    sf = 12 if arch["separable"] else 1
+  options = dict(scale_factor=sf, dtype=args.dtype, height=args.height,
+                 width=args.width, batch=args.batch, with_maps=args.with_maps)
+  if os.path.abspath(args.output) == os.path.abspath(args.weights):
+    print("zerodce export: refusing to overwrite the weights file",
+          file=sys.stderr)
+    return 2
+  try:
+    if fmt == "onnx":
+      data = export.export_onnx(params, arch, source=f"{args.weights}: "
+                                f"{source}", **options)
+    else:
+      data = export.export_stablehlo(params, arch, **options)
+  except (ImportError, ModuleNotFoundError) as e:
+    print(f"zerodce export: needs the export extra (pip install "
+          f"'zerodce-jax[export]'): {e}", file=sys.stderr)
+    return 2
+  except export.ExportError as e:
+    print(f"zerodce export: {e}", file=sys.stderr)
+    return 2
+  try:
+    export.write_atomic(args.output, data)
+  except OSError as e:
+    print(f"zerodce export: cannot write {args.output}: {e}", file=sys.stderr)
+    return 2
+  kind = "zerodce++" if arch["separable"] else "zerodce"
+  dims = "x".join(str(v) if v else n for n, v in
+                  (("N", args.batch), ("H", args.height), ("W", args.width)))
+  print(f"{args.output}: {fmt}, {kind} (depth {arch['depth']}, width "
+        f"{arch['width']}, {arch['iterations']} iterations"
+        + (f", scale factor {sf}" if sf != 1 else "") + f"), {args.dtype}, "
+        f"input {dims}x3 NHWC RGB in [0, 1], {len(data):,} bytes")
+  return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -151,14 +278,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
       model_names=names, sizes=sizes, batches=[args.batch],
       dtypes=args.dtype.split(","), tasks=args.tasks.split(","),
       scale_factors=[int(s) for s in args.scale_factors.split(",")],
-      vs_torch=args.vs_torch, repeats=args.repeats,
-      train_batch=args.train_batch, shared=args.shared)
+      vs_torch=args.vs_torch, vs_onnxruntime=args.vs_onnxruntime,
+      repeats=args.repeats, train_batch=args.train_batch, shared=args.shared)
   bench.write_json(records, args.json)
   for r in bench.ratios(records):
     print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
           f"b{r['batch']} ({r['devices']} device(s)): JAX {r['jax_s']:.4f} s, "
-          f"JAX is "
-          f"{r['speedup_vs_best_torch']:.2f}x the faster PyTorch run")
+          f"{r['speedup_vs_best_peer']:.2f}x the fastest peer "
+          f"({r['best_peer']})")
   print(f"wrote {args.json}")
   return 0
 
@@ -293,9 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("inputs", nargs="*", help="image files, folders or globs")
   p.add_argument("-o", "--output", default="enhanced",
                  help="output folder (default: enhanced)")
-  p.add_argument("--weights", default="zerodce-default",
+  p.add_argument("--weights", default=None,
                  help="bundled model name or a weights file from `zerodce "
-                 "convert` / training (default: zerodce-default)")
+                 "convert` / training (default: zerodce-default for images, "
+                 "zerodce-pp-default, the real-time model, for videos)")
   p.add_argument("--scale-factor", type=int, default=12,
                  help="Zero-DCE++: estimate curves on the image down-scaled "
                  "by this factor (default 12, as the official test script)")
@@ -317,9 +445,83 @@ def build_parser() -> argparse.ArgumentParser:
                  "exactly (default 4.2)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"),
                  default="float32", help="compute dtype (default float32)")
+  g = p.add_argument_group(
+      "video", "videos (mp4, mov, mkv, webm, avi; found by content) are "
+      "enhanced frame by frame, streaming, keeping timestamps; audio and "
+      "subtitles are copied untouched. Needs pip install "
+      "'zerodce-jax[video]'")
+  g.add_argument("--crf", type=int, default=18,
+                 help="x264/VP9 quality, lower is better (default 18)")
+  g.add_argument("--preset", default="medium",
+                 help="x264 speed preset (default medium; faster: veryfast)")
+  g.add_argument("--temporal-smoothing", type=float, metavar="A",
+                 default=None,
+                 help="average the curve maps over frames, m = A m_prev + "
+                 "(1-A) m_new, reset at scene cuts; 0 turns it off (default "
+                 "0.6)")
+  g.add_argument("--video-codec", default=None,
+                 help="encoder (default libx264; libvpx-vp9 for .webm; ffv1 "
+                 "lossless in .mkv/.avi)")
+  g.add_argument("--video-batch", type=int, default=8,
+                 help="frames per compiled call (default 8)")
+  p.add_argument("--runtime", choices=("jax", "onnx"), default="jax",
+                 help="jax (default), or onnx: run an exported .onnx file "
+                 "(--weights model.onnx) through onnxruntime on the CPU, to "
+                 "check it on your photos before deploying it; scale factor "
+                 "and dtype come from the file")
   p.add_argument("--no-progress", action="store_true",
                  help="no progress bar")
   p.set_defaults(func=_cmd_enhance)
+
+  p = sub.add_parser(
+      "export", help="write the model as an ONNX or StableHLO file",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      description=(
+          "Export weights (bundled name, weights file or training run) as a "
+          "file that runs without this package.\n\n"
+          "The exported function takes an RGB batch 'image' [N, H, W, 3] "
+          "(NHWC), float32 in [0, 1], and returns 'enhanced' [N, H, W, 3] "
+          "in [0, 1], curve iterations included (and 'maps' [N, H, W, 3n], "
+          "the curve maps, with --with-maps). N, H and W are dynamic unless "
+          "--batch/--height/--width fix them. Zero-DCE++ files down- and "
+          "up-scale inside the graph (--scale-factor, default 12).\n\n"
+          "  onnx       opset 17, standard ops only (Conv, Relu, Tanh, "
+          "Concat, Mul, Add, Sub,\n"
+          "             Resize, Transpose, Slice, Shape, Cast); metadata "
+          "names the architecture,\n"
+          "             scale factor, source weights and version. Needs "
+          "pip install 'zerodce-jax[export]'.\n"
+          "  stablehlo  jax.export serialisation for cpu, cuda and tpu; load "
+          "it with\n"
+          "             jax.export.deserialize(open(F, 'rb').read()).call(x)"
+          "\n\nThe file is written atomically: a failed export leaves "
+          "nothing at -o.\n\n"
+          "examples:\n"
+          "  zerodce export --format onnx -o zerodce.onnx\n"
+          "  zerodce export --weights official_pp.msgpack --format onnx "
+          "--dtype float16 -o pp16.onnx\n"
+          "  zerodce enhance photos/ --runtime onnx --weights zerodce.onnx "
+          "-o out/"))
+  p.add_argument("--weights", default="zerodce-default",
+                 help="bundled model name, weights file or training run "
+                 "(default: zerodce-default)")
+  p.add_argument("--format", required=True, help="onnx or stablehlo")
+  p.add_argument("-o", "--output", required=True, help="file to write")
+  p.add_argument("--dtype", default="float32",
+                 help="float32 (default) or float16; stablehlo also "
+                 "bfloat16")
+  p.add_argument("--height", type=int, help="fixed input height "
+                 "(default: dynamic)")
+  p.add_argument("--width", type=int, help="fixed input width "
+                 "(default: dynamic)")
+  p.add_argument("--batch", type=int, help="fixed batch size "
+                 "(default: dynamic)")
+  p.add_argument("--scale-factor", type=int, default=None,
+                 help="Zero-DCE++: curve estimation on the input down-scaled "
+                 "by this factor, inside the graph (default 12)")
+  p.add_argument("--with-maps", action="store_true",
+                 help="also output the curve maps")
+  p.set_defaults(func=_cmd_export)
 
   p = sub.add_parser(
       "train", help="train a model from a config file",
@@ -386,7 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
           "dtype, device, threads, median_s, min_s, compile_s, ...). "
           "--vs-torch times the official model re-written in PyTorch on the "
           "same inputs and thread count, with and without "
-          "torch.set_flush_denormal(True)."))
+          "torch.set_flush_denormal(True); --vs-onnxruntime times the same "
+          "weights exported to ONNX (zerodce export) in onnxruntime. Ratios "
+          "are against the fastest peer."))
   p.add_argument("--models", default="zerodce,zerodce++")
   p.add_argument("--sizes", default="1200x900",
                  help="WIDTHxHEIGHT list (default 1200x900, the paper's)")
@@ -399,6 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--scale-factors", default="1,12",
                  help="Zero-DCE++ scale factors (default 1,12)")
   p.add_argument("--vs-torch", action="store_true")
+  p.add_argument("--vs-onnxruntime", action="store_true",
+                 help="also time onnxruntime (needs the export extra)")
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--shared", default=os.path.join("..", "shared"),
                  help="folder with weights/ (official weights for torch)")

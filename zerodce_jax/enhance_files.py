@@ -16,6 +16,7 @@ import numpy as np
 
 from zerodce_jax import enhance as enhance_lib
 from zerodce_jax import image_io, input_pipeline
+from zerodce_jax.video import VIDEO_EXTENSIONS
 
 __all__ = ["Job", "collect_jobs", "enhance_paths", "side_by_side"]
 
@@ -44,7 +45,7 @@ def collect_jobs(inputs: Sequence[str], out_dir: str, *,
   pairs: list[tuple[str, str]] = []  # (src, relative output path)
   for item in inputs:
     if os.path.isdir(item):
-      for p in input_pipeline.list_images_or_empty(item):
+      for p in input_pipeline.list_images_or_empty(item) + _videos_in(item):
         pairs.append((p, os.path.relpath(p, item)))
       continue
     matches = [item] if os.path.exists(item) else sorted(glob.glob(
@@ -60,7 +61,7 @@ def collect_jobs(inputs: Sequence[str], out_dir: str, *,
     all_src.add(os.path.realpath(src))
   for src, rel in pairs:
     stem, ext = os.path.splitext(rel)
-    if fmt is not None:
+    if fmt is not None and ext.lower() not in VIDEO_EXTENSIONS:
       ext = "." + ("jpg" if fmt == "jpeg" else fmt)
     dst = os.path.join(out_dir, stem + suffix + ext)
     real = os.path.realpath(dst)
@@ -75,6 +76,12 @@ def collect_jobs(inputs: Sequence[str], out_dir: str, *,
     seen_dst.add(real)
     jobs.append(Job(src, dst))
   return jobs, errors
+
+
+def _videos_in(root: str) -> list[str]:
+  """Video files under ``root`` (recursive, by extension), sorted."""
+  return sorted(os.path.join(d, f) for d, _, files in os.walk(root)
+                for f in files if f.lower().endswith(VIDEO_EXTENSIONS))
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, *,

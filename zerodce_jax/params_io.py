@@ -213,8 +213,10 @@ def load_params(path: str, *,
 
 
 # Named weights shipped inside the package (trained by this project's code).
-BUNDLED = {"zerodce-default": "zerodce_default.msgpack"}
+BUNDLED = {"zerodce-default": "zerodce_default.msgpack",
+           "zerodce-pp-default": "zerodce_pp_default.msgpack"}
 DEFAULT_WEIGHTS = "zerodce-default"
+DEFAULT_VIDEO_WEIGHTS = "zerodce-pp-default"
 SAMPLE_IMAGE = "sample_lowlight.jpg"
 
 

@@ -17,13 +17,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["torch_downscaled_size", "interp_taps", "interp_matrix",
+__all__ = ["torch_downscaled_size", "interp_taps", "traced_taps",
+           "interp_matrix",
            "resize_axis", "resize_bilinear"]
 
 
-def torch_downscaled_size(size: int, scale_factor: float) -> int:
-  """Output length of ``F.interpolate(..., scale_factor=1/s)``: ``floor(n * (1/s))``."""
-  return int(math.floor(size * (1.0 / scale_factor)))
+def torch_downscaled_size(size: Any, scale_factor: float) -> Any:
+  """Output length of ``F.interpolate(..., scale_factor=1/s)``: ``floor(n * (1/s))``.
+
+  ``size`` may be a symbolic dimension (``jax.export``): for an integer
+  factor the result is then ``size // s``, which equals the float formula
+  (checked for every size below 200,000 in the tests).
+  """
+  if isinstance(size, (int, np.integer)):
+    return int(math.floor(size * (1.0 / scale_factor)))
+  if scale_factor != int(scale_factor):
+    raise ValueError("a symbolic size needs an integer scale factor")
+  return size // int(scale_factor)
 
 
 def interp_taps(in_size: int, out_size: int, *, align_corners: bool,
@@ -55,6 +65,36 @@ def interp_taps(in_size: int, out_size: int, *, align_corners: bool,
   lam = src - i0
   return (i0.astype(np.int32), i1.astype(np.int32),
           (1.0 - lam).astype(np.float32), lam.astype(np.float32))
+
+
+def traced_taps(in_size: Any, out_size: Any, *, align_corners: bool,
+                scale: float | None = None) -> tuple[Any, Any, Any, Any]:
+  """``interp_taps`` computed inside a JAX program, for sizes known only when
+  it runs (symbolic dimensions of ``jax.export``).
+
+  Integer arithmetic where ``interp_taps`` uses float64: for
+  ``align_corners`` the source index is ``dst * (in - 1) // (out - 1)`` and
+  the weight the exact remainder divided in float32; for an integer
+  ``scale`` the float32 source coordinate is exact. Same taps as
+  ``interp_taps`` up to float32 rounding of the weights.
+  """
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  dst = jax.lax.broadcasted_iota(jnp.int32, (out_size,), 0)
+  if align_corners:
+    num = dst * (in_size - 1)
+    den = jnp.maximum(jnp.int32(1), out_size - 1)
+    i0 = num // den
+    lam = (num - i0 * den).astype(jnp.float32) / den.astype(jnp.float32)
+  else:
+    ratio = (jnp.float32(scale) if scale is not None else
+             jnp.float32(in_size) / jnp.float32(out_size))
+    src = jnp.maximum((dst.astype(jnp.float32) + 0.5) * ratio - 0.5, 0.0)
+    i0 = jnp.floor(src).astype(jnp.int32)
+    lam = src - i0.astype(jnp.float32)
+  i0 = jnp.minimum(i0, in_size - 1)
+  i1 = jnp.minimum(i0 + 1, in_size - 1)
+  return i0, i1, 1.0 - lam, lam
 
 
 def interp_matrix(in_size: int, out_size: int, *, align_corners: bool,
@@ -94,7 +134,10 @@ def resize_bilinear(x: Any, height: int, width: int, *, align_corners: bool,
   """
   _, h, w, _ = x.shape
   sh, sw = (None, None) if scale is None else scale
-  x = resize_axis(x, interp_taps(h, height, align_corners=align_corners,
-                                 scale=sh), axis=1)
-  return resize_axis(x, interp_taps(w, width, align_corners=align_corners,
-                                    scale=sw), axis=2)
+  static = all(isinstance(n, (int, np.integer))
+               for n in (h, w, height, width))
+  taps = interp_taps if static else traced_taps
+  x = resize_axis(x, taps(h, height, align_corners=align_corners, scale=sh),
+                  axis=1)
+  return resize_axis(x, taps(w, width, align_corners=align_corners,
+                             scale=sw), axis=2)

@@ -1,0 +1,434 @@
+"""Low-light video: decode -> enhance on the device -> encode, streaming.
+
+``enhance_video`` runs three stages at once, joined by bounded queues so a
+clip of any length uses the same memory:
+
+  decode thread   demuxes the input; video packets are decoded to RGB frames
+                  (8-bit, or 16-bit for sources of more than 8 bits), every
+                  other packet (audio, subtitles) is passed on untouched;
+  main thread     enhances batches of frames with one compiled function
+                  (curve maps, temporal smoothing, curves, rounding);
+  encode thread   encodes the enhanced frames (H.264 ``libx264`` by default,
+                  VP9 for WebM) with the input's timestamps, and muxes the
+                  passed-on packets as they came (stream copy, no re-encode).
+
+Timestamps are the input's own (variable frame rates stay variable), the
+time base and frame rate are copied, so frame count, duration and audio
+sync are kept. The output is written under a temporary name and renamed
+when complete.
+
+**Temporal smoothing** (``smoothing`` = A in [0, 1)): the curve maps are an
+exponential moving average over frames, ``m_t = A m_{t-1} + (1 - A) raw_t``,
+reset to ``raw_t`` at a scene cut (the mean absolute difference of two
+consecutive input thumbnails above ``cut_threshold``). For Zero-DCE++ the
+maps live at 1/s of the size, so smoothing costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zerodce_jax import curves, models, resize
+
+__all__ = ["VideoError", "VideoReport", "enhance_video", "is_video",
+           "VIDEO_EXTENSIONS", "make_frame_fn", "flicker", "scene_cuts"]
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
+           ".webm": "webm", ".avi": "avi"}
+DEFAULT_SMOOTHING = 0.6
+DEFAULT_CUT_THRESHOLD = 0.08
+
+
+class VideoError(ValueError):
+  """A video cannot be enhanced (the message names the file)."""
+
+
+@dataclasses.dataclass
+class VideoReport:
+  """What ``enhance_video`` did."""
+  frames: int = 0
+  seconds: float = 0.0
+  width: int = 0
+  height: int = 0
+  copied_packets: int = 0
+  error: str | None = None  # set when decoding stopped early
+
+  @property
+  def fps(self) -> float:
+    return self.frames / self.seconds if self.seconds else 0.0
+
+
+def _sniff(path: str) -> bool:
+  """True if the file's first bytes are an MP4/MOV, Matroska/WebM or AVI."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(16)
+  except OSError:
+    return False
+  return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+          or head[:4] == b"\x1a\x45\xdf\xa3"
+          or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
+
+
+def is_video(path: str) -> bool:
+  """Whether ``path`` is a video container (by content; the extension is
+  only a hint: a mislabelled file is still recognised)."""
+  return _sniff(path)
+
+
+def scene_cuts(thumbs: np.ndarray, prev: np.ndarray | None, *,
+               threshold: float) -> tuple[np.ndarray, np.ndarray]:
+  """Scene cuts of a batch from its thumbnails.
+
+  Args:
+    thumbs: ``[N, h, w]`` float grey thumbnails in [0, 1].
+    prev: the previous frame's thumbnail, or None at the start.
+    threshold: mean absolute difference above which a frame starts a scene.
+
+  Returns:
+    ``(cuts [N] bool, last thumbnail)``.
+  """
+  before = np.concatenate([thumbs[:1] if prev is None else prev[None],
+                           thumbs[:-1]])
+  cuts = np.abs(thumbs - before).mean(axis=(1, 2)) > threshold
+  if prev is None:
+    cuts[0] = True
+  return cuts, thumbs[-1]
+
+
+def _thumb(frame: np.ndarray, peak: float) -> np.ndarray:
+  step = max(1, min(frame.shape[:2]) // 32)
+  return frame[::step, ::step].mean(axis=-1, dtype=np.float32) / peak
+
+
+def make_frame_fn(model: models.DCENet, *, peak: int) -> Callable:
+  """The compiled per-batch step of the video path.
+
+  Returns ``fn(params, frames, prev_maps, cuts, alpha) -> (out, last_maps)``:
+  ``frames`` ``[N, H, W, 3]`` uint8/uint16, ``prev_maps`` the smoothed maps
+  of the frame before the batch (``[h, w, C]`` at the net's resolution),
+  ``cuts`` ``[N]`` bool (restart the average), ``alpha`` the smoothing; out
+  ``[N, H, W, 3]`` of ``frames``' dtype, rounded as ``image_io.from_float``.
+  """
+  s = model.scale_factor if model.separable else 1
+  dtype = jnp.uint8 if peak == 255 else jnp.uint16
+
+  def fn(params, frames, prev_maps, cuts, alpha):
+    x = frames.astype(jnp.float32) / peak
+    _, h, w, _ = x.shape
+    small = x
+    if s != 1:
+      hs, ws = (resize.torch_downscaled_size(h, s),
+                resize.torch_downscaled_size(w, s))
+      small = resize.resize_bilinear(x, hs, ws, align_corners=False,
+                                     scale=(1.0 / (1.0 / s),) * 2)
+    raw = model.apply({"params": params}, small.astype(model.dtype),
+                      method=model.estimate).astype(jnp.float32)
+
+    def ema(m_prev, inp):
+      r, cut = inp
+      m = jnp.where(cut, r, alpha * m_prev + (1 - alpha) * r)
+      return m, m
+
+    last, maps = jax.lax.scan(ema, prev_maps, (raw, cuts))
+    if s != 1:
+      maps = resize.resize_bilinear(maps, h, w, align_corners=True)
+    y = curves.apply_curves(x, maps, iterations=model.iterations)
+    out = jnp.floor(jnp.clip(y, 0.0, 1.0) * peak + 0.5).astype(dtype)
+    return out, last
+
+  return jax.jit(fn)
+
+
+def flicker(frames_mean: np.ndarray) -> float:
+  """Mean absolute frame-to-frame change of mean brightness."""
+  m = np.asarray(frames_mean, np.float64)
+  return float(np.abs(np.diff(m)).mean()) if len(m) > 1 else 0.0
+
+
+_END = object()
+
+
+def _decode(container, vstream, copied: set[int], out_q: queue.Queue,
+            deep: bool, stop: threading.Event) -> None:
+  """Demuxes everything; puts ``("frame", array, pts)``, ``("packet",
+  packet)`` for the streams in ``copied``, then ``("error", message)`` if it
+  broke, and ``_END``."""
+  fmt = "rgb48le" if deep else "rgb24"
+  size = None
+  n = 0
+  try:
+    for packet in container.demux():
+      if stop.is_set():
+        break
+      if packet.stream.index != vstream.index:
+        if packet.dts is not None and packet.stream.index in copied:
+          out_q.put(("packet", packet))
+        continue
+      for frame in packet.decode():
+        if size is None:
+          size = (frame.width, frame.height)
+        elif (frame.width, frame.height) != size:
+          raise VideoError(
+              f"the frame size changes at frame {n} ({size[0]}x{size[1]} -> "
+              f"{frame.width}x{frame.height}); not supported")
+        out_q.put(("frame", frame.to_ndarray(format=fmt), frame.pts))
+        n += 1
+  except Exception as e:  # noqa: BLE001 - FFmpeg's many errors: say where
+    out_q.put(("error", f"decoding stopped after frame {n} "
+               f"({type(e).__name__}: {' '.join(str(e).split())[:200]})"))
+  finally:
+    out_q.put(_END)
+
+
+def _encode(output, vout, time_base, stream_map: dict[int, Any],
+            in_q: queue.Queue, errors: list[str]) -> None:
+  """Encodes frames (``pts`` in ``time_base``) and muxes passed-on packets
+  until ``_END``."""
+  import av  # noqa: PLC0415
+  try:
+    while True:
+      item = in_q.get()
+      if item is _END:
+        break
+      if item[0] == "frame":
+        _, arr, pts = item
+        fmt = "rgb48le" if arr.dtype == np.uint16 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(arr, format=fmt)
+        frame.pts = pts
+        frame.time_base = time_base
+        for p in vout.encode(frame):
+          output.mux(p)
+      else:
+        packet = item[1]
+        packet.stream = stream_map[packet.stream.index]
+        output.mux(packet)
+    for p in vout.encode(None):
+      output.mux(p)
+  except Exception as e:  # noqa: BLE001
+    errors.append(f"encoding failed ({type(e).__name__}: "
+                  f"{' '.join(str(e).split())[:200]})")
+    while in_q.get() is not _END:  # let the producer finish
+      pass
+
+
+def enhance_video(src: str, dst: str, model: models.DCENet, params: Any, *,
+                  smoothing: float = DEFAULT_SMOOTHING,
+                  cut_threshold: float = DEFAULT_CUT_THRESHOLD,
+                  batch_size: int = 8, crf: int = 18, preset: str = "medium",
+                  codec: str | None = None, progress: bool = True,
+                  frame_fn: Callable | None = None) -> VideoReport:
+  """Enhances a video file into ``dst`` (see the module doc).
+
+  Args:
+    src: input video (any container and codec FFmpeg decodes).
+    dst: output path; its extension picks the container.
+    model: a ``DCENet`` (Zero-DCE++ uses its ``scale_factor``).
+    params: its params.
+    smoothing: temporal smoothing A in [0, 1); 0 is off.
+    cut_threshold: scene-cut threshold on thumbnail differences.
+    batch_size: frames per compiled call.
+    crf, preset: libx264 quality and speed (VP9 for WebM uses crf too).
+    codec: video encoder (default: libx264, or libvpx-vp9 for WebM);
+      ``ffv1`` is lossless (Matroska/AVI).
+    progress: a tqdm bar with frames and frames/s.
+    frame_fn: a ``make_frame_fn`` result to reuse across videos.
+
+  Returns:
+    A ``VideoReport``; ``report.error`` says where decoding stopped if the
+    input was damaged (what was decoded before is written).
+
+  Raises:
+    VideoError: no video stream, an unreadable or unsupported file, an
+      unknown output container, a frame size that changes, or an encoder
+      failure; nothing is left at ``dst``.
+  """
+  import av  # noqa: PLC0415
+  if not 0 <= smoothing < 1:
+    raise VideoError(f"{src}: temporal smoothing must be in [0, 1), got "
+                     f"{smoothing}")
+  ext = os.path.splitext(dst)[1].lower()
+  if ext not in _MUXERS:
+    raise VideoError(f"{dst}: unknown video container (use one of "
+                     f"{', '.join(VIDEO_EXTENSIONS)})")
+  try:
+    container = av.open(src)
+  except Exception as e:  # noqa: BLE001
+    raise VideoError(f"{src}: not a readable video ("
+                     f"{' '.join(str(e).split())[:200]})") from None
+  tmp = os.path.join(os.path.dirname(dst) or ".",
+                     f".{os.path.basename(dst)}.tmp-{os.getpid()}{ext}")
+  try:
+    return _run(container, src, dst, tmp, ext, model, params,
+                smoothing=smoothing, cut_threshold=cut_threshold,
+                batch_size=batch_size, crf=crf, preset=preset, codec=codec,
+                progress=progress, frame_fn=frame_fn)
+  finally:
+    container.close()
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
+         cut_threshold, batch_size, crf, preset, codec, progress, frame_fn):
+  import av  # noqa: PLC0415
+  if not container.streams.video:
+    raise VideoError(f"{src}: no video stream")
+  vin = container.streams.video[0]
+  try:
+    vin.thread_type = "AUTO"
+    ctx = vin.codec_context
+    width, height = ctx.width, ctx.height
+    pix = ctx.pix_fmt or ""
+  except Exception as e:  # noqa: BLE001
+    raise VideoError(f"{src}: unsupported video stream ({e})") from None
+  if not width or not height:
+    raise VideoError(f"{src}: unsupported video codec "
+                     f"{getattr(ctx, 'name', '?')} (no decoder)")
+  s = model.scale_factor if model.separable else 1
+  if min(width, height) < s:
+    raise VideoError(f"{src}: frames {width}x{height} are smaller than the "
+                     f"scale factor {s}")
+  deep = any(t in pix for t in ("10", "12", "16")) and "p" in pix
+  peak = 65535 if deep else 255
+  codec = codec or ("libvpx-vp9" if ext == ".webm" else "libx264")
+  output = av.open(tmp, mode="w", format=_MUXERS[ext])
+  try:
+    rate = vin.average_rate or vin.guessed_rate or 25
+    vout = output.add_stream(codec, rate=rate)
+    vout.width, vout.height = width, height
+    vout.time_base = vin.time_base
+    vout.codec_context.time_base = vin.time_base  # keeps VFR timestamps
+    if codec == "libx264":
+      vout.pix_fmt = "yuv420p10le" if deep else "yuv420p"
+      vout.options = {"crf": str(crf), "preset": preset}
+    elif codec == "libvpx-vp9":
+      vout.pix_fmt = "yuv420p10le" if deep else "yuv420p"
+      vout.options = {"crf": str(crf), "b": "0", "row-mt": "1",
+                      "deadline": "good", "cpu-used": "4"}
+    elif codec == "ffv1":
+      vout.pix_fmt = "bgr0" if not deep else "gbrp16le"
+    rotate = vin.metadata.get("rotate")
+    if rotate:
+      vout.metadata["rotate"] = rotate
+    stream_map = {}
+    for st in container.streams:
+      if st.index == vin.index or st.type not in ("audio", "subtitle"):
+        continue
+      try:
+        stream_map[st.index] = output.add_stream_from_template(st)
+      except Exception:  # noqa: BLE001 - a stream this container can't hold
+        continue
+  except Exception as e:  # noqa: BLE001
+    output.close()
+    raise VideoError(f"{dst}: cannot set up the encoder ({e})") from None
+  report = VideoReport(width=width, height=height)
+  frame_fn = frame_fn or make_frame_fn(model, peak=peak)
+  dev_params = jax.device_put(params)
+  maps_shape = (resize.torch_downscaled_size(height, s) if s != 1 else height,
+                resize.torch_downscaled_size(width, s) if s != 1 else width,
+                model.map_channels)
+  prev_maps = jnp.zeros(maps_shape, jnp.float32)
+  stop = threading.Event()
+  decoded: queue.Queue = queue.Queue(maxsize=4 * batch_size + 16)
+  to_encode: queue.Queue = queue.Queue(maxsize=4 * batch_size + 16)
+  enc_errors: list[str] = []
+  dec = threading.Thread(target=_decode, args=(container, vin, set(stream_map),
+                                               decoded, deep, stop),
+                         daemon=True)
+  enc = threading.Thread(target=_encode, args=(output, vout, vin.time_base,
+                                               stream_map, to_encode,
+                                               enc_errors), daemon=True)
+  bar = None
+  if progress:
+    from tqdm import tqdm  # noqa: PLC0415
+    bar = tqdm(total=vin.frames or None, unit="frame", desc=os.path.basename(
+        src), leave=False)
+  t0 = time.perf_counter()
+  dec.start()
+  enc.start()
+  prev_thumb = None
+  pending: list[tuple] = []  # frames and packets, in input order
+
+  def flush(items):
+    nonlocal prev_maps, prev_thumb
+    frames = [it for it in items if it[0] == "frame"]
+    if frames:
+      n = len(frames)
+      arrs = [it[1] for it in frames]
+      thumbs = np.stack([_thumb(a, peak) for a in arrs])
+      cuts, prev_thumb = scene_cuts(thumbs, prev_thumb,
+                                    threshold=cut_threshold)
+      pad = batch_size - n
+      batch = np.stack(arrs + [arrs[-1]] * pad)
+      cut_arr = np.concatenate([cuts, np.zeros(pad, bool)])
+      out, last = frame_fn(dev_params, batch, prev_maps, cut_arr,
+                           jnp.float32(smoothing))
+      out = np.asarray(out)
+      if not pad:
+        prev_maps = last
+      k = 0
+      for it in items:
+        if it[0] == "frame":
+          to_encode.put(("frame", out[k], it[2]))
+          k += 1
+        else:
+          to_encode.put(it)
+      report.frames += n
+      if bar:
+        bar.update(n)
+    else:
+      for it in items:
+        to_encode.put(it)
+
+  try:
+    while True:
+      item = decoded.get()
+      if item is _END:
+        break
+      if item[0] == "error":
+        report.error = item[1]
+        continue
+      if item[0] == "packet":
+        report.copied_packets += 1
+      pending.append(item)
+      if sum(1 for it in pending if it[0] == "frame") == batch_size:
+        flush(pending)
+        pending = []
+      if enc_errors:
+        break
+    if pending:
+      flush(pending)
+  finally:
+    stop.set()
+    while dec.is_alive():  # drain so the decoder can finish
+      try:
+        decoded.get(timeout=0.1)
+      except queue.Empty:
+        pass
+    to_encode.put(_END)
+    enc.join()
+    if bar:
+      bar.close()
+    output.close()
+  report.seconds = time.perf_counter() - t0
+  if enc_errors:
+    raise VideoError(f"{src}: {enc_errors[0]}")
+  if report.error and isinstance(report.error, str) and (
+      "frame size changes" in report.error):
+    raise VideoError(f"{src}: {report.error}")
+  if report.frames == 0:
+    raise VideoError(f"{src}: no frame could be decoded"
+                     + (f" ({report.error})" if report.error else ""))
+  os.replace(tmp, dst)
+  return report
