@@ -96,10 +96,17 @@ def _enhance_videos(jobs, args) -> tuple[int, int]:
   line on stderr; a damaged input still gives what could be decoded."""
   import jax.numpy as jnp  # noqa: PLC0415
   from zerodce_jax import models, params_io, video  # noqa: PLC0415
+  why = None
   if args.runtime == "onnx":
+    why = "videos run with --runtime jax"
+  else:
+    try:
+      import av  # noqa: F401, PLC0415
+    except ImportError:
+      why = "a video: needs PyAV (pip install 'zerodce-jax[video]')"
+  if why:
     for j in jobs:
-      print(f"zerodce enhance: {j.src}: videos run with --runtime jax",
-            file=sys.stderr)
+      print(f"zerodce enhance: {j.src}: {why}", file=sys.stderr)
     return 0, len(jobs)
   weights = args.weights or params_io.DEFAULT_VIDEO_WEIGHTS
   try:
@@ -403,21 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=_cmd_convert)
 
   p = sub.add_parser(
-      "enhance", help="brighten low-light images",
+      "enhance", help="brighten low-light images and videos",
       formatter_class=argparse.RawDescriptionHelpFormatter,
       description=(
-          "Enhance low-light images with Zero-DCE / Zero-DCE++.\n\n"
+          "Enhance low-light images and videos with Zero-DCE / Zero-DCE++.\n\n"
           "Inputs are files, folders (recursive; relative paths are kept "
-          "under --output) or globs. Outputs keep each input's format, bit "
-          "depth (8/16), grey/colour and alpha, unless --format is given. "
-          "Inputs are never overwritten. A file that cannot be read is "
-          "reported and skipped; the exit status is 1 if any failed.\n\n"
+          "under --output) or globs. Image outputs keep each input's format, "
+          "bit depth (8/16), grey/colour and alpha, unless --format is "
+          "given. Videos (found by content) keep their container, size, "
+          "timestamps, rotation and audio/subtitle streams; they are enhanced "
+          "with the real-time Zero-DCE++ unless --weights names another "
+          "model. Inputs are never overwritten. A file that cannot be read "
+          "is reported and skipped; the exit status is 1 if any failed.\n\n"
           "examples:\n"
           "  zerodce enhance --sample -o out/          # bundled sample, "
           "with a before/after PNG\n"
           "  zerodce enhance photos/ -o bright/ --format png\n"
-          "  zerodce enhance 'raw/*.tif' --weights official.msgpack -o out/"))
-  p.add_argument("inputs", nargs="*", help="image files, folders or globs")
+          "  zerodce enhance 'raw/*.tif' --weights official.msgpack -o out/\n"
+          "  zerodce enhance dark_clip.mp4 -o out/     # video, audio kept"))
+  p.add_argument("inputs", nargs="*",
+                 help="image or video files, folders or globs")
   p.add_argument("-o", "--output", default="enhanced",
                  help="output folder (default: enhanced)")
   p.add_argument("--weights", default=None,

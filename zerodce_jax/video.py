@@ -40,7 +40,8 @@ import numpy as np
 from zerodce_jax import curves, models, resize
 
 __all__ = ["VideoError", "VideoReport", "enhance_video", "is_video",
-           "VIDEO_EXTENSIONS", "make_frame_fn", "flicker", "scene_cuts"]
+           "VIDEO_EXTENSIONS", "make_frame_fn", "flicker", "scene_cuts",
+           "write_clip"]
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
@@ -61,6 +62,7 @@ class VideoReport:
   width: int = 0
   height: int = 0
   copied_packets: int = 0
+  bit_depth: int = 8  # of the frames enhanced: 8, or 16 for deep sources
   error: str | None = None  # set when decoding stopped early
 
   @property
@@ -156,6 +158,64 @@ def flicker(frames_mean: np.ndarray) -> float:
   return float(np.abs(np.diff(m)).mean()) if len(m) > 1 else 0.0
 
 
+def write_clip(path: str, frames, *, fps: int = 30, codec: str = "libx264",
+               pix_fmt: str | None = None, options: dict | None = None,
+               container_format: str | None = None, pts=None,
+               rotation: int = 0, audio_rate: int | None = None) -> None:
+  """Writes frames as a video file (test and benchmark material).
+
+  Args:
+    path: output file.
+    frames: iterable of ``[H, W, 3]`` uint8 (RGB) or uint16 (RGB48) arrays.
+    fps: nominal frame rate; frame ``i`` gets pts ``i`` in ``1/fps`` unless
+      ``pts`` gives them.
+    codec, pix_fmt, options: the encoder (default yuv420p, or
+      yuv420p10le for uint16 frames; ``bgr0`` for ffv1).
+    container_format: FFmpeg muxer name (default: from the extension).
+    rotation: display rotation in degrees stored in the stream.
+    audio_rate: also write a stereo AAC tone at this sample rate, as long
+      as the video.
+  """
+  import av  # noqa: PLC0415
+  out = av.open(str(path), "w", format=container_format)
+  vs = a_s = None
+  apts = 0
+  try:
+    for i, img in enumerate(frames):
+      deep = img.dtype == np.uint16
+      if vs is None:
+        vs = out.add_stream(codec, rate=fps)
+        vs.height, vs.width = img.shape[:2]
+        vs.pix_fmt = pix_fmt or ("bgr0" if codec == "ffv1" else
+                                 "yuv420p10le" if deep else "yuv420p")
+        if options:
+          vs.options = dict(options)
+        if rotation:
+          vs.set_display_rotation(rotation)
+        if audio_rate:
+          a_s = out.add_stream("aac", rate=audio_rate, layout="stereo")
+      fr = av.VideoFrame.from_ndarray(img, format="rgb48le" if deep
+                                      else "rgb24")
+      fr.pts = i if pts is None else pts[i]
+      for p in vs.encode(fr):
+        out.mux(p)
+      while a_s is not None and apts < (i + 1) * audio_rate / fps:
+        tone = 0.2 * np.sin(np.arange(apts, apts + 1024, dtype=np.float32)
+                            / 20)
+        a = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp",
+                                       layout="stereo")
+        a.sample_rate, a.pts = audio_rate, apts
+        apts += 1024
+        for p in a_s.encode(a):
+          out.mux(p)
+    for st in (vs, a_s):
+      if st is not None:
+        for p in st.encode(None):
+          out.mux(p)
+  finally:
+    out.close()
+
+
 _END = object()
 
 
@@ -182,7 +242,8 @@ def _decode(container, vstream, copied: set[int], out_q: queue.Queue,
           raise VideoError(
               f"the frame size changes at frame {n} ({size[0]}x{size[1]} -> "
               f"{frame.width}x{frame.height}); not supported")
-        out_q.put(("frame", frame.to_ndarray(format=fmt), frame.pts))
+        out_q.put(("frame", frame.to_ndarray(format=fmt), frame.pts,
+                   getattr(frame, "rotation", 0) or 0))
         n += 1
   except Exception as e:  # noqa: BLE001 - FFmpeg's many errors: say where
     out_q.put(("error", f"decoding stopped after frame {n} "
@@ -196,10 +257,12 @@ def _encode(output, vout, time_base, stream_map: dict[int, Any],
   """Encodes frames (``pts`` in ``time_base``) and muxes passed-on packets
   until ``_END``."""
   import av  # noqa: PLC0415
+  ended = False
   try:
     while True:
       item = in_q.get()
       if item is _END:
+        ended = True
         break
       if item[0] == "frame":
         _, arr, pts = item
@@ -218,8 +281,31 @@ def _encode(output, vout, time_base, stream_map: dict[int, Any],
   except Exception as e:  # noqa: BLE001
     errors.append(f"encoding failed ({type(e).__name__}: "
                   f"{' '.join(str(e).split())[:200]})")
-    while in_q.get() is not _END:  # let the producer finish
+    while not ended and in_q.get() is not _END:  # let the producer finish
       pass
+
+
+def _ended_early(container, vin, last_pts, frames: int, rate) -> str | None:
+  """A message if the stream stopped well before its declared end (a
+  truncated file whose demuxer just reports the end), else None."""
+  if last_pts is None or not vin.time_base:
+    return None
+  start = vin.start_time or 0
+  last = float((last_pts - start) * vin.time_base)
+  if vin.duration:
+    total = float(vin.duration * vin.time_base)
+  elif container.duration:
+    total = container.duration / 1e6 - float(start * vin.time_base)
+  else:
+    return None
+  step = 1.0 / float(rate) if rate else 0.04
+  if vin.frames and frames < vin.frames:
+    return (f"decoding stopped after frame {frames} of {vin.frames} (the "
+            "file is truncated or damaged)")
+  if last + 2.5 * step < total:
+    return (f"decoding stopped after frame {frames}, at {last:.2f} s of "
+            f"{total:.2f} s (the file is truncated or damaged)")
+  return None
 
 
 def enhance_video(src: str, dst: str, model: models.DCENet, params: Any, *,
@@ -318,9 +404,6 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
                       "deadline": "good", "cpu-used": "4"}
     elif codec == "ffv1":
       vout.pix_fmt = "bgr0" if not deep else "gbrp16le"
-    rotate = vin.metadata.get("rotate")
-    if rotate:
-      vout.metadata["rotate"] = rotate
     stream_map = {}
     for st in container.streams:
       if st.index == vin.index or st.type not in ("audio", "subtitle"):
@@ -332,7 +415,8 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
   except Exception as e:  # noqa: BLE001
     output.close()
     raise VideoError(f"{dst}: cannot set up the encoder ({e})") from None
-  report = VideoReport(width=width, height=height)
+  report = VideoReport(width=width, height=height, bit_depth=16 if deep
+                       else 8)
   frame_fn = frame_fn or make_frame_fn(model, peak=peak)
   dev_params = jax.device_put(params)
   maps_shape = (resize.torch_downscaled_size(height, s) if s != 1 else height,
@@ -358,11 +442,15 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
   dec.start()
   enc.start()
   prev_thumb = None
+  last_pts = [None]
   pending: list[tuple] = []  # frames and packets, in input order
 
   def flush(items):
     nonlocal prev_maps, prev_thumb
     frames = [it for it in items if it[0] == "frame"]
+    if frames and report.frames == 0 and frames[0][3]:
+      # the display rotation (phone videos), before the header is written
+      vout.set_display_rotation(frames[0][3])
     if frames:
       n = len(frames)
       arrs = [it[1] for it in frames]
@@ -381,6 +469,7 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
       for it in items:
         if it[0] == "frame":
           to_encode.put(("frame", out[k], it[2]))
+          last_pts[0] = it[2]
           k += 1
         else:
           to_encode.put(it)
@@ -422,11 +511,13 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
       bar.close()
     output.close()
   report.seconds = time.perf_counter() - t0
+  if report.error is None and report.frames:
+    report.error = _ended_early(container, vin, last_pts[0], report.frames,
+                                rate)
+  if report.error and "frame size changes" in report.error:
+    raise VideoError(f"{src}: {report.error}")
   if enc_errors:
     raise VideoError(f"{src}: {enc_errors[0]}")
-  if report.error and isinstance(report.error, str) and (
-      "frame size changes" in report.error):
-    raise VideoError(f"{src}: {report.error}")
   if report.frames == 0:
     raise VideoError(f"{src}: no frame could be decoded"
                      + (f" ({report.error})" if report.error else ""))
