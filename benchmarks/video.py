@@ -197,7 +197,12 @@ def main(argv=None):
   ap = _common.parser(__doc__)
   ap.add_argument("--weights", default="zerodce-pp-default")
   ap.add_argument("--scale-factor", type=int, default=12)
+  ap.add_argument("--parts", default="speed,memory,flicker",
+                  help="which parts to run (comma-separated)")
+  ap.add_argument("--name", default="video",
+                  help="OUT/NAME.json and .png (default video)")
   args = ap.parse_args(argv)
+  parts = set(args.parts.split(","))
   import jax  # noqa: PLC0415
   from zerodce_jax import bench, models, params_io  # noqa: PLC0415
   params, arch, source = params_io.load_weights(args.weights)
@@ -213,7 +218,7 @@ def main(argv=None):
          "source": source, "scale_factor": model.scale_factor,
          "stages": [], "memory": None, "flicker": {}}
   with tempfile.TemporaryDirectory() as d:
-    for w, h in sizes:
+    for w, h in (sizes if "speed" in parts else []):
       path = os.path.join(d, f"{w}x{h}.mp4")
       write_clip(path, pan_zoom_frames(photo, n, w, h))
       r = stage_rates(path, model, params, batch=batch)
@@ -222,10 +227,11 @@ def main(argv=None):
             f"{r['enhance_fps']:.0f}, encode {r['encode_fps']:.0f}, end to "
             f"end {r['end_to_end_fps']:.1f} frames/s", flush=True)
     long_n = 40 if quick else 3000
-    path = os.path.join(d, "long.mp4")
-    write_clip(path, pan_zoom_frames(photo, long_n, *sizes[0]))
-    doc["memory"] = memory_profile(path, model, params, batch=batch)
-    print(f"memory over {long_n} frames: {doc['memory']}", flush=True)
+    if "memory" in parts:
+      path = os.path.join(d, "long.mp4")
+      write_clip(path, pan_zoom_frames(photo, long_n, *sizes[0]))
+      doc["memory"] = memory_profile(path, model, params, batch=batch)
+      print(f"memory over {long_n} frames: {doc['memory']}", flush=True)
     alphas = [0.0, 0.6] if quick else [0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9]
     fw, fh = sizes[0]
     for name, frames in (("photo pan/zoom + noise",
@@ -235,6 +241,8 @@ def main(argv=None):
                           flicker_frames(60, fw, fh)),
                          ("synthetic: exposure +-10% and noise",
                           flicker_frames(60, fw, fh, exposure=0.1))):
+      if "flicker" not in parts:
+        break
       path = os.path.join(d, "f.mkv")
       write_clip(path, frames, audio=False)
       doc["flicker"][name] = flicker_study(path, model, params, alphas,
@@ -245,9 +253,10 @@ def main(argv=None):
               f"vs unsmoothed {row['psnr_vs_unsmoothed_db']:.1f} dB",
               flush=True)
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "video.json"), "w") as f:
+  with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
     json.dump(doc, f, indent=2)
-  _plot(doc, os.path.join(args.out, "video.png"))
+  if doc["stages"]:
+    _plot(doc, os.path.join(args.out, f"{args.name}.png"))
   return 0
 
 

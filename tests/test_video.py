@@ -122,42 +122,57 @@ def test_variable_frame_rate_timestamps_are_kept(tmp_path, weights):
   assert len(b_pts) == 10 and b_pts == a_pts
 
 
-def test_smoothing_reduces_flicker_and_resets_at_cuts(tmp_path):
-  """The real-time model on a still dark scene with fresh noise in every
-  frame, then a cut to a brighter scene: smoothing the curve maps lowers
-  the output's brightness flicker, and the cut is followed at once."""
-  params, arch, _ = params_io.load_weights(params_io.DEFAULT_VIDEO_WEIGHTS)
-  model = models.DCENet(**arch, scale_factor=12)
-  rng = np.random.default_rng(0)
-  h, w = 144, 192
-  base = rng.random((h // 8, w // 8, 3)).repeat(8, 0).repeat(8, 1) * 50 + 12
+def _pan_over_photo(path, n, w, h, *, seed=0):
+  """Frames of a slow pan over a darkened photo, fresh noise in each."""
+  from PIL import Image
+  rng = np.random.default_rng(seed)
+  photo = Image.open(path).convert("RGB")
   frames = []
-  for i in range(40):
-    scene = base if i < 24 else base[::-1] * 2.0
-    noisy = scene + rng.normal(0, 8, scene.shape)
-    frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
-  src = make_clip(tmp_path / "flicker.mkv", codec="ffv1", audio=False, n=40,
+  for i in range(n):
+    x0 = 40 + 2 * i
+    im = photo.resize((w, h), Image.Resampling.BILINEAR,
+                      box=(x0, 60, x0 + 4 * w // 3, 60 + 4 * h // 3))
+    x = np.asarray(im, np.float32) / 255 * 0.35 + rng.normal(0, 0.03,
+                                                              (h, w, 3))
+    frames.append(np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8))
+  return frames
+
+
+def test_smoothing_reduces_flicker_and_resets_at_cuts(tmp_path, shared,
+                                                      official_zerodce_pp):
+  """The official Zero-DCE++ (scale 12), whose per-frame maps do flicker on a
+  slow pan over a dark, noisy photo: smoothing lowers the output's
+  brightness flicker; after a cut to another photo the average restarts."""
+  params, arch, _ = official_zerodce_pp
+  model = models.DCENet(**arch, scale_factor=12)
+  w, h = 192, 144
+  frames = (_pan_over_photo(shared / "test_images" / "DICM" / "01.jpg", 30,
+                            w, h)
+            + _pan_over_photo(shared / "test_images" / "DICM" / "12.jpg", 10,
+                              w, h, seed=1))
+  src = make_clip(tmp_path / "pan.mkv", codec="ffv1", audio=False, n=40,
                   frames=frames, w=w, h=h)
   stats = {}
-  for a in (0.0, video.DEFAULT_SMOOTHING):
+  for a in (0.0, 0.6):
     out = tmp_path / f"o{a}.mkv"
     video.enhance_video(str(src), str(out), model, params, smoothing=a,
                         codec="ffv1", progress=False)
     means = decode(out)[0].reshape(40, -1).mean(axis=1) / 255
-    stats[a] = (video.flicker(means[:24]), means)
-  off, on = stats[0.0], stats[video.DEFAULT_SMOOTHING]
+    stats[a] = (video.flicker(means[:30]), means)
+  off, on = stats[0.0], stats[0.6]
   assert on[0] < 0.9 * off[0], (on[0], off[0])
   # the first frame after the cut uses its own maps (the average restarts)
-  assert abs(on[1][24] - off[1][24]) < 1e-3
-  assert abs(on[1][23] - off[1][23]) > 1e-4  # ...while before it, it did not
+  assert abs(on[1][30] - off[1][30]) < 1e-3
+  assert abs(on[1][29] - off[1][29]) > 1e-4  # ...while before it, it did not
 
 
 def test_scene_cuts():
-  t = np.zeros((5, 4, 4), np.float32)
-  t[3:] = 0.5
-  cuts, last = video.scene_cuts(t, None, threshold=0.1)
-  assert cuts.tolist() == [True, False, False, True, False]
-  cuts, _ = video.scene_cuts(t[:2], last, threshold=0.1)
+  t = np.full((6, 4, 4), 0.1, np.float32)
+  t[2] = 0.105          # +5% of a dark level: noise, not a cut
+  t[4:] = 0.2           # doubled: a cut (relative change 0.1 / 0.16)
+  cuts, last = video.scene_cuts(t, None, threshold=0.12)
+  assert cuts.tolist() == [True, False, False, False, True, False]
+  cuts, _ = video.scene_cuts(t[:2], last, threshold=0.12)
   assert cuts.tolist() == [True, False]
 
 

@@ -11,6 +11,7 @@ Modules, one responsibility each:
   params_io     self-describing weights files
   export        ONNX and StableHLO files of a model (``zerodce export``)
   onnx_runtime  enhance with an exported ONNX file through onnxruntime
+  video         low-light video: streaming decode -> enhance -> encode
   cli           the ``zerodce`` command
 """
 

@@ -469,8 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
   g.add_argument("--temporal-smoothing", type=float, metavar="A",
                  default=None,
                  help="average the curve maps over frames, m = A m_prev + "
-                 "(1-A) m_new, reset at scene cuts; 0 turns it off (default "
-                 "0.6)")
+                 "(1-A) m_new, reset at scene cuts (default 0, off: it did "
+                 "not lower flicker with the bundled model; 0.6 did with the "
+                 "official Zero-DCE++, see README)")
   g.add_argument("--video-codec", default=None,
                  help="encoder (default libx264; libvpx-vp9 for .webm; ffv1 "
                  "lossless in .mkv/.avi)")

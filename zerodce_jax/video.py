@@ -46,8 +46,8 @@ __all__ = ["VideoError", "VideoReport", "enhance_video", "is_video",
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
            ".webm": "webm", ".avi": "avi"}
-DEFAULT_SMOOTHING = 0.6
-DEFAULT_CUT_THRESHOLD = 0.08
+DEFAULT_SMOOTHING = 0.0  # off: see the README's measurements
+DEFAULT_CUT_THRESHOLD = 0.12
 
 
 class VideoError(ValueError):
@@ -92,25 +92,37 @@ def scene_cuts(thumbs: np.ndarray, prev: np.ndarray | None, *,
                threshold: float) -> tuple[np.ndarray, np.ndarray]:
   """Scene cuts of a batch from its thumbnails.
 
+  A frame starts a scene when the mean absolute difference between its
+  thumbnail and the previous one, relative to their mean brightness (plus
+  0.01: low-light frames are dark, so absolute differences are small),
+  exceeds ``threshold``.
+
   Args:
     thumbs: ``[N, h, w]`` float grey thumbnails in [0, 1].
     prev: the previous frame's thumbnail, or None at the start.
-    threshold: mean absolute difference above which a frame starts a scene.
+    threshold: the relative change that makes a cut.
 
   Returns:
     ``(cuts [N] bool, last thumbnail)``.
   """
   before = np.concatenate([thumbs[:1] if prev is None else prev[None],
                            thumbs[:-1]])
-  cuts = np.abs(thumbs - before).mean(axis=(1, 2)) > threshold
+  change = np.abs(thumbs - before).mean(axis=(1, 2))
+  level = 0.5 * (thumbs.mean(axis=(1, 2)) + before.mean(axis=(1, 2)))
+  cuts = change / (level + 0.01) > threshold
   if prev is None:
     cuts[0] = True
   return cuts, thumbs[-1]
 
 
-def _thumb(frame: np.ndarray, peak: float) -> np.ndarray:
-  step = max(1, min(frame.shape[:2]) // 32)
-  return frame[::step, ::step].mean(axis=-1, dtype=np.float32) / peak
+def _thumb(frame: np.ndarray, peak: float, grid: int = 24) -> np.ndarray:
+  """A ``grid x grid`` grey thumbnail of block means in [0, 1] (averaging
+  keeps per-frame noise from looking like a scene change)."""
+  h, w = frame.shape[:2]
+  bh, bw = max(1, h // grid), max(1, w // grid)
+  gh, gw = h // bh, w // bw
+  blocks = frame[:gh * bh, :gw * bw].reshape(gh, bh, gw, bw, -1)
+  return blocks.mean(axis=(1, 3, 4), dtype=np.float32) / peak
 
 
 def make_frame_fn(model: models.DCENet, *, peak: int) -> Callable:
