@@ -163,7 +163,8 @@ def test_random_bytes_as_weights(tmp_path):
   hypothesis = pytest.importorskip("hypothesis")
   path = tmp_path / "r.msgpack"
 
-  @hypothesis.settings(max_examples=200, deadline=None, database=None)
+  @hypothesis.settings(max_examples=200, deadline=None, database=None,
+                       derandomize=True)
   @hypothesis.given(hypothesis.strategies.binary(max_size=256))
   def check(data):
     path.write_bytes(data)

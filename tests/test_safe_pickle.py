@@ -30,7 +30,8 @@ def test_plain_data_round_trips_at_every_protocol():
   cases = st.integers(0, 5).flatmap(
       lambda p: st.tuples(st.just(p), data(p >= 3)))
 
-  @hypothesis.settings(max_examples=300, deadline=None, database=None)
+  @hypothesis.settings(max_examples=300, deadline=None, database=None,
+                       derandomize=True)
   @hypothesis.given(cases)
   def check(case):
     protocol, obj = case
