@@ -59,8 +59,9 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
   jobs, errors = enhance_files.collect_jobs(inputs, args.output,
                                             fmt=args.format,
                                             suffix=args.suffix)
-  video_jobs = [j for j in jobs if video.is_video(j.src)]
-  image_jobs = [j for j in jobs if j not in video_jobs]
+  video_jobs, image_jobs = [], []
+  for j in jobs:
+    (video_jobs if video.is_video(j.src) else image_jobs).append(j)
   enhancer = None
   if image_jobs or not video_jobs:
     if args.runtime == "onnx":
@@ -200,7 +201,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                 f"{source}", **options)
     else:
       data = export.export_stablehlo(params, arch, **options)
-  except (ImportError, ModuleNotFoundError) as e:
+  except ImportError as e:
     print(f"zerodce export: needs the export extra (pip install "
           f"'zerodce-jax[export]'): {e}", file=sys.stderr)
     return 2

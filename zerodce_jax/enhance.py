@@ -222,16 +222,7 @@ class Enhancer:
     if not self._rescales:
       return self._through_net(self._enhance_fn, images, 3)
     s = self.model.scale_factor
-    smalls = []
-    for im in images:
-      h, w = im.shape[:2]
-      hs, ws = (resize.torch_downscaled_size(h, s),
-                resize.torch_downscaled_size(w, s))
-      if hs < 1 or ws < 1:
-        raise ValueError(f"image {h}x{w} is smaller than scale factor {s}")
-      smalls.append(resize.resize_bilinear(
-          im[None], hs, ws, align_corners=False,
-          scale=(1.0 / (1.0 / s),) * 2)[0])
+    smalls = [resize.torch_downscale(im[None], s)[0] for im in images]
     maps = self._through_net(self._maps_fn, smalls, 3)
     return [self._apply_scaled_maps(im, m) for im, m in zip(images, maps)]
 

@@ -45,7 +45,8 @@ def collect_jobs(inputs: Sequence[str], out_dir: str, *,
   pairs: list[tuple[str, str]] = []  # (src, relative output path)
   for item in inputs:
     if os.path.isdir(item):
-      for p in input_pipeline.list_images_or_empty(item) + _videos_in(item):
+      for p in input_pipeline.list_images_or_empty(
+          item, extensions=input_pipeline.IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
         pairs.append((p, os.path.relpath(p, item)))
       continue
     matches = [item] if os.path.exists(item) else sorted(glob.glob(
@@ -76,12 +77,6 @@ def collect_jobs(inputs: Sequence[str], out_dir: str, *,
     seen_dst.add(real)
     jobs.append(Job(src, dst))
   return jobs, errors
-
-
-def _videos_in(root: str) -> list[str]:
-  """Video files under ``root`` (recursive, by extension), sorted."""
-  return sorted(os.path.join(d, f) for d, _, files in os.walk(root)
-                for f in files if f.lower().endswith(VIDEO_EXTENSIONS))
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, *,

@@ -28,12 +28,15 @@ __all__ = ["IMAGE_EXTENSIONS", "list_images", "list_images_or_empty",
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
-def list_images_or_empty(root: str) -> list[str]:
-  """Image files under ``root`` (recursive, by extension), sorted."""
+def list_images_or_empty(root: str, *,
+                         extensions: Sequence[str] = IMAGE_EXTENSIONS
+                         ) -> list[str]:
+  """Files under ``root`` with one of ``extensions`` (recursive; images by
+  default), sorted."""
   out = []
   for d, _, files in os.walk(root):
     out += [os.path.join(d, f) for f in files
-            if f.lower().endswith(IMAGE_EXTENSIONS)]
+            if f.lower().endswith(tuple(extensions))]
   return sorted(out)
 
 

@@ -316,12 +316,7 @@ class DCENet(nn.Module):
     if s != 1:
       if not self.separable:
         raise ValueError("scale_factor applies to Zero-DCE++ (separable) only")
-      hd = resize.torch_downscaled_size(h, s)
-      wd = resize.torch_downscaled_size(w, s)
-      if isinstance(hd, int) and isinstance(wd, int) and min(hd, wd) < 1:
-        raise ValueError(f"image {h}x{w} is smaller than scale factor {s}")
-      small = resize.resize_bilinear(x, hd, wd, align_corners=False,
-                                     scale=(1.0 / (1.0 / s),) * 2)
+      small = resize.torch_downscale(x, s)
       maps = resize.resize_bilinear(self.estimate(small), h, w,
                                     align_corners=True)
     else:

@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 import flax.serialization
+from flax import traverse_util
 import jax
 import numpy as np
 
@@ -153,16 +154,11 @@ def check_params(params: Any, arch: dict[str, Any]) -> Any:
   return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
 
 
-def _flatten(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
-  """``[("conv1/kernel", leaf), ...]`` for a tree of nested dicts."""
-  out = []
-  for k, v in tree.items():
-    name = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.extend(_flatten(v, name + "/"))
-    else:
-      out.append((name, v))
-  return out
+def _flatten(tree: dict[Any, Any]) -> list[tuple[str, Any]]:
+  """``[("conv1/kernel", leaf), ...]`` (keys of any type, as a hostile file
+  may hold)."""
+  return [("/".join(map(str, k)), v)
+          for k, v in traverse_util.flatten_dict(tree).items()]
 
 
 def load_params(path: str, *,

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["torch_downscaled_size", "interp_taps", "traced_taps",
-           "interp_matrix",
+__all__ = ["torch_downscaled_size", "torch_downscale", "interp_taps",
+           "traced_taps", "interp_matrix",
            "resize_axis", "resize_bilinear"]
 
 
@@ -141,3 +141,20 @@ def resize_bilinear(x: Any, height: int, width: int, *, align_corners: bool,
                   axis=1)
   return resize_axis(x, taps(w, width, align_corners=align_corners,
                              scale=sw), axis=2)
+
+
+def torch_downscale(x: Any, scale_factor: int) -> Any:
+  """``F.interpolate(x, scale_factor=1/s, mode='bilinear')`` of an NHWC
+  batch (NumPy or JAX; sizes may be symbolic): Zero-DCE++'s down-scaling.
+
+  Raises:
+    ValueError: a (static) image smaller than the factor.
+  """
+  _, h, w, _ = x.shape
+  hd = torch_downscaled_size(h, scale_factor)
+  wd = torch_downscaled_size(w, scale_factor)
+  if isinstance(hd, int) and isinstance(wd, int) and min(hd, wd) < 1:
+    raise ValueError(f"image {h}x{w} is smaller than scale factor "
+                     f"{scale_factor}")
+  return resize_bilinear(x, hd, wd, align_corners=False,
+                         scale=(1.0 / (1.0 / scale_factor),) * 2)

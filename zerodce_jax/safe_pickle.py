@@ -171,6 +171,13 @@ def loads(data: bytes, *, pos: int = 0,
         raise PickleError(f"damaged pickle{where}: unhashable dict key "
                           f"({type(items[i]).__name__})") from None
 
+  def append_items(name: str, items: list[Any]) -> None:
+    lst = top()
+    if not isinstance(lst, list):
+      raise PickleError(f"damaged pickle{where}: {name} to a "
+                        f"{type(lst).__name__}")
+    lst.extend(items)
+
   def text_int(raw: bytes) -> int:
     raw = raw.rstrip(b"L")
     if len(raw) > _MAX_TEXT_INT_DIGITS:
@@ -293,19 +300,9 @@ def loads(data: bytes, *, pos: int = 0,
       set_items(d, items)
       stack.append(d)
     elif op == 0x61:  # APPEND
-      v = pop()
-      lst = top()
-      if not isinstance(lst, list):
-        raise PickleError(f"damaged pickle{where}: APPEND to a "
-                          f"{type(lst).__name__}")
-      lst.append(v)
+      append_items("APPEND", [pop()])
     elif op == 0x65:  # APPENDS
-      items = pop_mark()
-      lst = top()
-      if not isinstance(lst, list):
-        raise PickleError(f"damaged pickle{where}: APPENDS to a "
-                          f"{type(lst).__name__}")
-      lst.extend(items)
+      append_items("APPENDS", pop_mark())
     elif op == 0x73:  # SETITEM
       v = pop()
       k = pop()

@@ -70,8 +70,9 @@ class VideoReport:
     return self.frames / self.seconds if self.seconds else 0.0
 
 
-def _sniff(path: str) -> bool:
-  """True if the file's first bytes are an MP4/MOV, Matroska/WebM or AVI."""
+def is_video(path: str) -> bool:
+  """Whether ``path`` is a video container, by content (MP4/MOV,
+  Matroska/WebM or AVI signatures): a mislabelled file is still one."""
   try:
     with open(path, "rb") as f:
       head = f.read(16)
@@ -80,12 +81,6 @@ def _sniff(path: str) -> bool:
   return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
           or head[:4] == b"\x1a\x45\xdf\xa3"
           or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
-
-
-def is_video(path: str) -> bool:
-  """Whether ``path`` is a video container (by content; the extension is
-  only a hint: a mislabelled file is still recognised)."""
-  return _sniff(path)
 
 
 def scene_cuts(thumbs: np.ndarray, prev: np.ndarray | None, *,
@@ -140,12 +135,7 @@ def make_frame_fn(model: models.DCENet, *, peak: int) -> Callable:
   def fn(params, frames, prev_maps, cuts, alpha):
     x = frames.astype(jnp.float32) / peak
     _, h, w, _ = x.shape
-    small = x
-    if s != 1:
-      hs, ws = (resize.torch_downscaled_size(h, s),
-                resize.torch_downscaled_size(w, s))
-      small = resize.resize_bilinear(x, hs, ws, align_corners=False,
-                                     scale=(1.0 / (1.0 / s),) * 2)
+    small = resize.torch_downscale(x, s) if s != 1 else x
     raw = model.apply({"params": params}, small.astype(model.dtype),
                       method=model.estimate).astype(jnp.float32)
 
@@ -233,9 +223,10 @@ _END = object()
 
 def _decode(container, vstream, copied: set[int], out_q: queue.Queue,
             deep: bool, stop: threading.Event) -> None:
-  """Demuxes everything; puts ``("frame", array, pts)``, ``("packet",
-  packet)`` for the streams in ``copied``, then ``("error", message)`` if it
-  broke, and ``_END``."""
+  """Demuxes everything; puts ``("frame", array, pts, rotation)``,
+  ``("packet", packet)`` for the streams in ``copied``, then, if it broke,
+  ``("fatal", message)`` (a stream this path cannot handle) or ``("error",
+  message)`` (damaged data: what came before is usable), and ``_END``."""
   fmt = "rgb48le" if deep else "rgb24"
   size = None
   n = 0
@@ -257,6 +248,8 @@ def _decode(container, vstream, copied: set[int], out_q: queue.Queue,
         out_q.put(("frame", frame.to_ndarray(format=fmt), frame.pts,
                    getattr(frame, "rotation", 0) or 0))
         n += 1
+  except VideoError as e:
+    out_q.put(("fatal", str(e)))
   except Exception as e:  # noqa: BLE001 - FFmpeg's many errors: say where
     out_q.put(("error", f"decoding stopped after frame {n} "
                f"({type(e).__name__}: {' '.join(str(e).split())[:200]})"))
@@ -454,11 +447,13 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
   dec.start()
   enc.start()
   prev_thumb = None
-  last_pts = [None]
+  last_pts = None
+  fatal = None
   pending: list[tuple] = []  # frames and packets, in input order
+  pending_frames = 0
 
   def flush(items):
-    nonlocal prev_maps, prev_thumb
+    nonlocal prev_maps, prev_thumb, last_pts
     frames = [it for it in items if it[0] == "frame"]
     if frames and report.frames == 0 and frames[0][3]:
       # the display rotation (phone videos), before the header is written
@@ -466,9 +461,12 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
     if frames:
       n = len(frames)
       arrs = [it[1] for it in frames]
-      thumbs = np.stack([_thumb(a, peak) for a in arrs])
-      cuts, prev_thumb = scene_cuts(thumbs, prev_thumb,
-                                    threshold=cut_threshold)
+      if smoothing:  # cuts only restart the average: none without one
+        thumbs = np.stack([_thumb(a, peak) for a in arrs])
+        cuts, prev_thumb = scene_cuts(thumbs, prev_thumb,
+                                      threshold=cut_threshold)
+      else:
+        cuts = np.ones(n, bool)
       pad = batch_size - n
       batch = np.stack(arrs + [arrs[-1]] * pad)
       cut_arr = np.concatenate([cuts, np.zeros(pad, bool)])
@@ -481,7 +479,7 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
       for it in items:
         if it[0] == "frame":
           to_encode.put(("frame", out[k], it[2]))
-          last_pts[0] = it[2]
+          last_pts = it[2]
           k += 1
         else:
           to_encode.put(it)
@@ -497,18 +495,23 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
       item = decoded.get()
       if item is _END:
         break
+      if item[0] == "fatal":
+        fatal = item[1]
+        break
       if item[0] == "error":
         report.error = item[1]
         continue
       if item[0] == "packet":
         report.copied_packets += 1
+      else:
+        pending_frames += 1
       pending.append(item)
-      if sum(1 for it in pending if it[0] == "frame") == batch_size:
+      if pending_frames == batch_size:
         flush(pending)
-        pending = []
+        pending, pending_frames = [], 0
       if enc_errors:
         break
-    if pending:
+    if pending and fatal is None:
       flush(pending)
   finally:
     stop.set()
@@ -523,11 +526,11 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
       bar.close()
     output.close()
   report.seconds = time.perf_counter() - t0
+  if fatal:
+    raise VideoError(f"{src}: {fatal}")
   if report.error is None and report.frames:
-    report.error = _ended_early(container, vin, last_pts[0], report.frames,
+    report.error = _ended_early(container, vin, last_pts, report.frames,
                                 rate)
-  if report.error and "frame size changes" in report.error:
-    raise VideoError(f"{src}: {report.error}")
   if enc_errors:
     raise VideoError(f"{src}: {enc_errors[0]}")
   if report.frames == 0:
