@@ -276,3 +276,17 @@ def test_ten_bit_source_stays_ten_bit(tmp_path, weights):
   assert rep.frames == 6 and rep.bit_depth == 16  # enhanced in 16 bits
   with av.open(str(dst)) as c:
     assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+
+
+def test_frames_above_the_pixel_limit_are_refused(tmp_path, weights,
+                                                  monkeypatch):
+  """A file declaring huge frames (a decompression bomb) is refused before
+  any frame is decoded, with the limit the image readers use."""
+  from PIL import Image
+  _, params, model = weights
+  src = make_clip(tmp_path / "big.mp4", n=3, audio=False)
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # limit: 2000 pixels
+  with pytest.raises(video.VideoError, match="64x48 pixels exceed"):
+    video.enhance_video(str(src), str(tmp_path / "o.mp4"),
+                        model.clone(scale_factor=4), params, progress=False)
+  assert list(tmp_path.iterdir()) == [src]

@@ -21,6 +21,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 __all__ = ["ImageInfo", "ImageError", "read_image", "write_image",
+           "check_pixels",
            "to_float", "from_float", "FORMATS"]
 
 # output extension -> format name
@@ -117,8 +118,9 @@ def _png_header(path: str) -> tuple[int, int, int] | None:
   return w, h, head[24]
 
 
-def _check_pixels(path: str, width: int, height: int) -> None:
-  """Pillow's decompression-bomb limit, for the decoders that lack one."""
+def check_pixels(width: int, height: int) -> None:
+  """Pillow's decompression-bomb limit (twice ``Image.MAX_IMAGE_PIXELS``),
+  for the decoders that lack one: 16-bit PNG, TIFF, video frames."""
   limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
   if limit and width * height > limit:
     raise Image.DecompressionBombError(
@@ -153,14 +155,14 @@ def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
     if ext in (".tif", ".tiff"):
       with tifffile.TiffFile(path) as tif:
         shape = tif.pages[0].shape  # (H, W) or (H, W, C): from the header
-        _check_pixels(path, int(shape[1]) if len(shape) > 1 else 1,
+        check_pixels(int(shape[1]) if len(shape) > 1 else 1,
                       int(shape[0]))
         arr = tif.asarray()
         tag = tif.pages[0].tags.get("Orientation")
         orientation = int(tag.value) if tag is not None else 1
       fmt = "tiff"
     elif png_header is not None and png_header[2] == 16:
-      _check_pixels(path, png_header[0], png_header[1])
+      check_pixels(png_header[0], png_header[1])
       arr, _ = _read_png16(path)
       orientation, fmt = 1, "png"
     else:

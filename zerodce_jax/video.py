@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerodce_jax import curves, models, resize
+from zerodce_jax import curves, image_io, models, resize
 
 __all__ = ["VideoError", "VideoReport", "enhance_video", "is_video",
            "VIDEO_EXTENSIONS", "make_frame_fn", "flicker", "scene_cuts",
@@ -386,6 +386,11 @@ def _run(container, src, dst, tmp, ext, model, params, *, smoothing,
   if not width or not height:
     raise VideoError(f"{src}: unsupported video codec "
                      f"{getattr(ctx, 'name', '?')} (no decoder)")
+  from PIL import Image  # noqa: PLC0415
+  try:  # a stranger's file may declare any size: refuse bombs up front
+    image_io.check_pixels(width, height)
+  except Image.DecompressionBombError as e:
+    raise VideoError(f"{src}: frames of {e}") from None
   s = model.scale_factor if model.separable else 1
   if min(width, height) < s:
     raise VideoError(f"{src}: frames {width}x{height} are smaller than the "
