@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -120,8 +122,9 @@ def test_unknown_arch():
     models.make_model("zerodce-xl")
 
 
+@pytest.mark.parametrize("kernels", models.KERNEL_CHOICES)
 @pytest.mark.parametrize("channels", [3, 32, 64])
-def test_depthwise_shifts_equal_grouped_convolution(channels):
+def test_depthwise_shifts_equal_grouped_convolution(channels, kernels):
   rng = np.random.default_rng(channels)
   x = jnp.asarray(rng.random((2, 9, 11, channels)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 1, channels)), jnp.float32)
@@ -129,8 +132,9 @@ def test_depthwise_shifts_equal_grouped_convolution(channels):
       x, k, (1, 1), ((1, 1), (1, 1)),
       dimension_numbers=("NHWC", "HWIO", "NHWC"),
       feature_group_count=channels, precision=jax.lax.Precision.HIGHEST)
-  np.testing.assert_allclose(models.depthwise_conv3x3(x, k), ref, atol=2e-6)
-  g = jax.grad(lambda k: jnp.sum(jnp.tanh(models.depthwise_conv3x3(x, k))))(k)
+  dw = functools.partial(models.depthwise_conv3x3, kernels=kernels)
+  np.testing.assert_allclose(dw(x, k), ref, atol=2e-6)
+  g = jax.grad(lambda k: jnp.sum(jnp.tanh(dw(x, k))))(k)
   g_ref = jax.grad(lambda k: jnp.sum(jnp.tanh(jax.lax.conv_general_dilated(
       x, k, (1, 1), ((1, 1), (1, 1)),
       dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -139,16 +143,18 @@ def test_depthwise_shifts_equal_grouped_convolution(channels):
   np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernels", models.KERNEL_CHOICES)
 @pytest.mark.parametrize("cout", [24, 32, 3])
-def test_conv3x3_values_and_gradients_equal_xla_conv(cout):
+def test_conv3x3_values_and_gradients_equal_xla_conv(cout, kernels):
   rng = np.random.default_rng(cout)
   x = jnp.asarray(rng.random((2, 7, 9, 5)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 5, cout)), jnp.float32)
   ref = lambda x, k: jax.lax.conv_general_dilated(
       x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  np.testing.assert_array_equal(models.conv3x3(x, k), ref(x, k))
+  conv = functools.partial(models.conv3x3, kernels=kernels)
+  np.testing.assert_array_equal(conv(x, k), ref(x, k))
   loss = lambda f: lambda x, k: jnp.sum(jnp.tanh(f(x, k)))
-  gx, gk = jax.grad(loss(models.conv3x3), argnums=(0, 1))(x, k)
+  gx, gk = jax.grad(loss(conv), argnums=(0, 1))(x, k)
   rx, rk = jax.grad(loss(ref), argnums=(0, 1))(x, k)
   np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(gk, rk, rtol=1e-5, atol=1e-6)
@@ -173,3 +179,11 @@ def test_conv3x3_kernel_grad_against_float64_im2col(rows):
                                   jnp.asarray(g, jnp.bfloat16), rows=rows)
   assert bf.dtype == jnp.float32
   np.testing.assert_allclose(bf, want, rtol=0.03, atol=0.1)
+
+
+def test_unknown_kernel_choice_is_refused():
+  x = jnp.zeros((1, 4, 4, 3))
+  with pytest.raises(ValueError, match="kernels must be one of"):
+    models.conv3x3(x, jnp.zeros((3, 3, 3, 4)), kernels="fast")
+  with pytest.raises(ValueError, match="kernels must be one of"):
+    models.depthwise_conv3x3(x, jnp.zeros((3, 3, 1, 3)), kernels="gpu")

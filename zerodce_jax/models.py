@@ -27,7 +27,7 @@ from zerodce_jax import resize
 
 __all__ = [
     "DCENet", "Conv3x3", "conv3x3", "SeparableConv", "DepthwiseConv3x3", "depthwise_conv3x3", "ZeroDCE", "ZeroDCEpp", "ARCHITECTURES", "make_model",
-    "count_params", "skip_sources",
+    "count_params", "skip_sources", "conv3x3_kernel_grad", "KERNEL_CHOICES",
 ]
 
 
@@ -85,20 +85,51 @@ def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@jax.custom_vjp
-def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+KERNEL_CHOICES = ("auto", "native", "tuned")
+
+
+def _check_kernels(kernels: str) -> None:
+  if kernels not in KERNEL_CHOICES:
+    raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got "
+                     f"{kernels!r}")
+
+
+def conv3x3(x: jax.Array, kernel: jax.Array, *,
+            kernels: str = "auto") -> jax.Array:
   """3x3 'same' convolution (zero padding), NHWC x HWIO.
 
-  The forward pass and the input gradient are XLA's convolution; the kernel
-  gradient is ``conv3x3_kernel_grad``. Same values as ``jax.grad`` of
-  ``lax.conv_general_dilated`` (to float32 rounding), about 3x faster on CPU.
+  Args:
+    x: ``[B, H, W, Cin]``.
+    kernel: ``[3, 3, Cin, Cout]``.
+    kernels: ``"native"``: XLA's convolution and its native gradients;
+      ``"tuned"``: the same forward pass and input gradient, with the kernel
+      gradient from ``conv3x3_kernel_grad`` (a ``lax.scan`` of blocked
+      im2col matrix products, tuned for XLA:CPU); ``"auto"`` (default): the
+      tuned kernel where the computation is lowered for CPU and the native
+      one for every other platform (``lax.platform_dependent``, decided at
+      lowering, so one exported program serves both).
+
+  Returns:
+    ``[B, H, W, Cout]``; every choice gives the same values to float32
+    rounding.
   """
+  _check_kernels(kernels)
+  if kernels == "native":
+    return _conv_same(x, kernel)
+  if kernels == "tuned":
+    return _conv3x3_tuned(x, kernel)
+  return jax.lax.platform_dependent(x, kernel, cpu=_conv3x3_tuned,
+                                    default=_conv_same)
+
+
+@jax.custom_vjp
+def _conv3x3_tuned(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _conv_same(x, kernel)
 
 
 def conv3x3_kernel_grad(x: jax.Array, g: jax.Array, *,
                         rows: int = 2) -> jax.Array:
-  """Gradient of ``sum(g * conv3x3(x, k))`` w.r.t. ``k``.
+  """Gradient of ``sum(g * conv3x3(x, k))`` w.r.t. ``k`` (the CPU kernel).
 
   Args:
     x: [B, H, W, Cin] input of the convolution.
@@ -111,10 +142,10 @@ def conv3x3_kernel_grad(x: jax.Array, g: jax.Array, *,
 
   ``dk = im2col(x)^T @ g``, computed block by block of ``rows`` image rows
   under ``lax.scan``: each block's [B*rows*W, 9*Cin] patch matrix stays in
-  cache and meets one matrix product. On this project's 2-core CPU this ran
-  at 108 GFLOP/s against 34 for XLA's own filter-gradient convolution
-  (8x256x256x32 -> 32, 2026-11-25), and closer to a float64 reference
-  (max error 7e-7 vs 2.8e-5 of the largest entry): short partial sums.
+  cache and meets one matrix product, which on XLA:CPU beats its own
+  filter-gradient convolution (README, "Performance") and has short partial
+  sums. On a GPU or TPU the scan would be hundreds of tiny sequential
+  kernels, which is why ``conv3x3`` uses it for CPU lowering only.
   """
   b, h, w, cin = x.shape
   cout = g.shape[-1]
@@ -144,7 +175,7 @@ def _conv3x3_bwd(res, g):
   return dx, conv3x3_kernel_grad(x, g).astype(kernel.dtype)
 
 
-conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+_conv3x3_tuned.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
 class Conv3x3(nn.Module):
@@ -153,29 +184,50 @@ class Conv3x3(nn.Module):
   bias_init: str = "zeros"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  kernels: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cin = x.shape[-1]
     x, kernel, bias = _kernel_and_bias(self, x, (3, 3, cin, self.features),
                                        9 * cin)
-    return conv3x3(x, kernel) + bias
+    return conv3x3(x, kernel, kernels=self.kernels) + bias
 
 
-def depthwise_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """3x3 depthwise 'same' convolution (zero padding) as 9 shifted products.
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, *,
+                      kernels: str = "auto") -> jax.Array:
+  """3x3 depthwise 'same' convolution (zero padding).
 
   Args:
     x: ``[B, H, W, C]``.
     kernel: ``[3, 3, 1, C]`` (HWIO with one input channel per group), as
       ``lax.conv_general_dilated(..., feature_group_count=C)`` takes it.
+    kernels: ``"native"``: XLA's grouped convolution; ``"tuned"``: 9
+      shifted products, elementwise work that XLA:CPU fuses into one loop
+      (faster there than its grouped convolution, forward and backward:
+      README, "Performance"); ``"auto"`` (default): tuned where lowered for
+      CPU, native elsewhere (``lax.platform_dependent``).
 
   Returns:
-    ``[B, H, W, C]``, the same values as the grouped convolution. Written as
-    elementwise work, which XLA fuses into one loop: on CPU about 6x faster
-    forward and 5x faster forward+backward than XLA's grouped convolution
-    (measured at 8x256x256x64, 2-core x86, 2026-11-25).
+    ``[B, H, W, C]``, the same values (to float32 rounding) for every choice.
   """
+  _check_kernels(kernels)
+  if kernels == "native":
+    return _depthwise_native(x, kernel)
+  if kernels == "tuned":
+    return _depthwise_shifted(x, kernel)
+  return jax.lax.platform_dependent(x, kernel, cpu=_depthwise_shifted,
+                                    default=_depthwise_native)
+
+
+def _depthwise_native(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), ((1, 1), (1, 1)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=x.shape[-1])
+
+
+def _depthwise_shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
   _, h, w, _ = x.shape
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   out = None
@@ -191,11 +243,12 @@ class DepthwiseConv3x3(nn.Module):
   bias_init: str = "zeros"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  kernels: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x, kernel, bias = _kernel_and_bias(self, x, (3, 3, 1, x.shape[-1]), 9)
-    return depthwise_conv3x3(x, kernel) + bias
+    return depthwise_conv3x3(x, kernel, kernels=self.kernels) + bias
 
 
 class Pointwise(nn.Module):
@@ -219,11 +272,12 @@ class SeparableConv(nn.Module):
   features: int
   bias_init: str = "zeros"
   dtype: Any = jnp.float32
+  kernels: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = DepthwiseConv3x3(bias_init=self.bias_init, dtype=self.dtype,
-                         name="depthwise")(x)
+                         kernels=self.kernels, name="depthwise")(x)
     return Pointwise(self.features, bias_init=self.bias_init,
                      dtype=self.dtype, name="pointwise")(x)
 
@@ -248,6 +302,9 @@ class DCENet(nn.Module):
     dtype: computation dtype (e.g. ``jnp.bfloat16``); params stay float32.
     return_intermediate: iterations whose images are also returned (the
       official Zero-DCE returns the 4th).
+    kernels: convolution kernels, ``"auto"`` (tuned for XLA:CPU where the
+      computation is lowered for CPU, XLA's native convolutions on GPU/TPU),
+      ``"native"`` or ``"tuned"`` (see ``conv3x3``). Same values.
   """
   depth: int = 7
   width: int = 32
@@ -257,6 +314,7 @@ class DCENet(nn.Module):
   bias_init: str = "zeros"
   dtype: Any = jnp.float32
   return_intermediate: Sequence[int] = ()
+  kernels: str = "auto"
 
   @property
   def map_channels(self) -> int:
@@ -287,10 +345,10 @@ class DCENet(nn.Module):
       features = self.map_channels if last else self.width
       if self.separable:
         y = SeparableConv(features, bias_init=self.bias_init, dtype=self.dtype,
-                          name=f"conv{k}")(inp)
+                          kernels=self.kernels, name=f"conv{k}")(inp)
       else:
         y = Conv3x3(features, bias_init=self.bias_init, dtype=self.dtype,
-                    name=f"conv{k}")(inp)
+                    kernels=self.kernels, name=f"conv{k}")(inp)
       y = jnp.tanh(y) if last else nn.relu(y)
       acts.append(y if mask is None or last else y * mask.astype(y.dtype))
     return acts[-1]
