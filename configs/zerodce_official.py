@@ -38,6 +38,8 @@ def get_config(arg=None):
   c.data.random_flip = False
   c.data.exposure_mixing = False    # synthetic under/over-exposure
   c.data.prefetch = 2               # batches prepared ahead (thread)
+  c.data.pipeline = "host"          # "device": gather + augment on the
+                                    # accelerator (uint8 set resident there)
   c.data.num_synthetic = 64         # synthetic source only
 
   c.loss = ml_collections.ConfigDict()
@@ -56,6 +58,7 @@ def get_config(arg=None):
   c.optim.clip_norm = 0.1                  # <= 0 disables clipping
 
   c.batch_size = 8                  # global, across devices and hosts
+  c.parallel = "auto"               # several devices: "shard_map" | "pmap"
   c.num_epochs = 200
   c.num_steps = -1                  # > 0 overrides num_epochs
 

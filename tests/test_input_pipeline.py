@@ -1,3 +1,5 @@
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,13 +22,6 @@ def test_batch_order_is_deterministic_per_seed_and_resumable():
   resumed = [b.tolist() for b, _ in zip(
       ip.batch_indices(20, batch_size=4, seed=1, start_step=7), range(5))]
   assert resumed == a[7:12]
-
-
-def test_process_shards_cover_everything_once():
-  items = list(range(23))
-  shards = [ip.shard_for_process(items, i, 4) for i in range(4)]
-  assert sorted(sum(shards, [])) == items
-  assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
 def test_batches_layout_and_flips():
@@ -129,3 +124,67 @@ def test_exposure_mix_spans_exposures():
   hi = min(1.0, (0.5**2.2 * 2**1.5) ** (1 / 2.2))
   assert means.min() >= lo - 1e-6 and means.max() <= hi + 1e-6
   assert means.min() < 0.3 and means.max() > 0.65
+
+
+def _u8(n=6, size=12, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3),
+                                              dtype=np.uint8)
+
+
+def test_device_batch_gathers_and_splits_consistently():
+  images = _u8()
+  idx = jnp.asarray([4, 1, 1, 5], jnp.int32)
+  kw = dict(seed=3, crop_size=8, random_flip=True, exposure_mixing=True)
+  whole = ip.device_batch(jnp.asarray(images), idx, step=7, **kw)
+  assert whole.shape == (4, 8, 8, 3) and whole.dtype == jnp.float32
+  assert 0 <= float(whole.min()) and float(whole.max()) <= 1
+  halves = [ip.device_batch(jnp.asarray(images), idx[i:i + 2], step=7,
+                            first_position=i, **kw) for i in (0, 2)]
+  np.testing.assert_array_equal(whole, np.concatenate(halves))
+  jitted = jax.jit(lambda s: ip.device_batch(jnp.asarray(images), idx,
+                                             step=s, **kw))(7)
+  np.testing.assert_allclose(whole, jitted, atol=1e-6)
+  assert not np.allclose(whole, ip.device_batch(jnp.asarray(images), idx,
+                                                step=8, **kw))
+  plain = ip.device_batch(jnp.asarray(images), idx, step=0, seed=0)
+  np.testing.assert_allclose(plain, images[np.asarray(idx)] / np.float32(255),
+                             rtol=0, atol=1e-7)
+
+
+def test_device_batch_flips_and_crops_are_windows_of_the_image():
+  images = _u8(n=4, size=10)
+  idx = jnp.asarray(np.arange(4).repeat(8), jnp.int32)
+  flipped = ip.device_batch(jnp.asarray(images), idx, step=1, seed=0,
+                            random_flip=True)
+  src = images[np.asarray(idx)] / np.float32(255)
+  eq = lambda a, b: np.allclose(a, b, rtol=0, atol=1e-7)
+  same = [eq(f, s) for f, s in zip(flipped, src)]
+  mirror = [eq(f, s[:, ::-1]) for f, s in zip(flipped, src)]
+  assert all(a or b for a, b in zip(same, mirror))
+  assert 0 < sum(mirror) < len(mirror)
+  crops = np.asarray(ip.device_batch(jnp.asarray(images), idx, step=1,
+                                     seed=0, crop_size=6))
+  offsets = set()
+  for c, s in zip(crops, src):
+    hits = [(y, x) for y in range(5) for x in range(5)
+            if eq(c, s[y:y + 6, x:x + 6])]
+    assert hits
+    offsets.add(hits[0])
+  assert len(offsets) > 3
+  with pytest.raises(ValueError, match="crop 11 larger"):
+    ip.device_batch(jnp.asarray(images), idx, step=1, seed=0, crop_size=11)
+
+
+def test_index_batches_are_slices_of_the_global_batch():
+  full = next(ip.index_batches(20, batch_size=8, seed=2, num_devices=2))
+  parts = [next(ip.index_batches(20, batch_size=8, seed=2, num_devices=1,
+                                 process_index=p, process_count=2))
+           for p in (0, 1)]
+  np.testing.assert_array_equal(full.reshape(-1),
+                                np.concatenate(parts).reshape(-1))
+  host = [next(ip.batches(_u8(20, 4), batch_size=8, seed=2, num_devices=1,
+                          process_index=p, process_count=2,
+                          random_flip=True)) for p in (0, 1)]
+  both = next(ip.batches(_u8(20, 4), batch_size=8, seed=2, num_devices=2,
+                         random_flip=True))
+  np.testing.assert_array_equal(np.concatenate(host), both)

@@ -5,10 +5,15 @@ process's images in the order ``permutation(seed, e)``, and random flips are
 drawn from ``(seed, s)``. A resumed run therefore needs only the step (saved in
 every checkpoint) to see exactly the batches it would have seen.
 
-Multi-host: each process keeps the images ``i`` with
-``i % process_count == process_index`` and makes ``batch_size /
-process_count`` images per step, reshaped to ``[local_devices, per_device,
-H, W, 3]`` for ``pmap``.
+Multi-host: every process holds the whole (decoded, resized) training set
+and makes its slice of each global batch, ``batch_size / process_count``
+images reshaped to ``[local_devices, per_device, H, W, 3]``; the global
+batches are the same for any number of processes and devices.
+
+Two pipelines: ``batches`` makes float32 batches on the host (NumPy, a
+prefetch thread); ``device_batch`` runs inside the jitted train step on a
+copy of the uint8 set resident on the device, so the host only sends
+indices (for accelerators, where a host would be the bound).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "list_images_or_empty",
-           "load_resized", "resize_uint8", "exposure_mix", "synthetic_images", "shard_for_process",
-           "batch_indices", "batches", "prefetch"]
+           "load_resized", "resize_uint8", "exposure_mix", "synthetic_images",
+           "batch_indices", "batches", "prefetch", "device_batch",
+           "index_batches"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -130,11 +136,6 @@ def synthetic_images(n: int, size: int, *, seed: int) -> np.ndarray:
       np.uint8)
 
 
-def shard_for_process(items: Sequence, index: int, count: int) -> list:
-  """This process's share: items ``i`` with ``i % count == index``."""
-  return list(items[index::count])
-
-
 def batch_indices(n: int, *, batch_size: int, seed: int,
                   start_step: int = 0) -> Iterator[np.ndarray]:
   """Endless deterministic stream of index batches, starting at a step.
@@ -156,41 +157,53 @@ def batch_indices(n: int, *, batch_size: int, seed: int,
 
 def batches(images: np.ndarray, *, batch_size: int, seed: int,
             start_step: int = 0, num_devices: int = 1,
+            process_index: int = 0, process_count: int = 1,
             random_flip: bool = False, crop_size: int = 0,
             exposure_mixing: bool = False) -> Iterator[np.ndarray]:
-  """Float32 batches ``[num_devices, batch_size // num_devices, H, W, 3]``.
+  """This process's float32 share of each global batch, ``[num_devices,
+  batch_size // (process_count * num_devices), H, W, 3]``.
 
   Args:
-    images: this process's uint8 images ``[N, H, W, 3]``.
-    batch_size: images per step on this process.
+    images: the training set, uint8 ``[N, H, W, 3]`` (every process holds
+      all of it).
+    batch_size: the global batch (all processes together).
     seed, start_step: see ``batch_indices``.
-    num_devices: local devices (leading axis for pmap).
+    num_devices: this process's devices (leading axis).
+    process_index, process_count: this process takes slice
+      ``process_index`` of ``process_count`` equal slices of the global
+      batch, so the global batches (and the trained params) are the same
+      whatever the number of processes.
     random_flip: horizontal flips drawn from ``(seed, step)``.
     crop_size: > 0: a random ``crop_size`` square of each image, drawn from
       ``(seed, step)``.
-    exposure_mixing: apply ``exposure_mix`` (keyed by ``(seed, step)``).
+    exposure_mixing: apply ``exposure_mix`` (keyed by ``(seed, step)``, and
+      the process index when there are several).
   """
-  if batch_size % num_devices:
-    raise ValueError(f"batch {batch_size} does not split over {num_devices} "
-                     "devices")
+  if batch_size % (process_count * num_devices):
+    raise ValueError(f"batch {batch_size} does not split over "
+                     f"{process_count} process(es) x {num_devices} devices")
+  local = batch_size // process_count
+  mine = slice(process_index * local, (process_index + 1) * local)
   step = start_step
   for idx in batch_indices(len(images), batch_size=batch_size, seed=seed,
                            start_step=start_step):
-    b = images[idx].astype(np.float32) / 255.0
+    b = images[idx[mine]].astype(np.float32) / 255.0
     if crop_size:
       h, w = b.shape[1:3]
       if crop_size > min(h, w):
         raise ValueError(f"crop {crop_size} larger than images {h}x{w}")
       r = np.random.default_rng([seed, step, 2])
-      ys = r.integers(0, h - crop_size + 1, len(idx))
-      xs = r.integers(0, w - crop_size + 1, len(idx))
+      ys = r.integers(0, h - crop_size + 1, batch_size)[mine]
+      xs = r.integers(0, w - crop_size + 1, batch_size)[mine]
       b = np.stack([im[y:y + crop_size, x:x + crop_size]
                     for im, y, x in zip(b, ys, xs)])
     if random_flip:
-      flip = np.random.default_rng([seed, step, 1]).random(len(idx)) < 0.5
+      flip = (np.random.default_rng([seed, step, 1]).random(batch_size)
+              < 0.5)[mine]
       b[flip] = b[flip, :, ::-1]
     if exposure_mixing:
-      b = exposure_mix(b, key=(seed, step, 3))
+      key = (seed, step, 3) + ((process_index,) if process_count > 1 else ())
+      b = exposure_mix(b, key=key)
     yield b.reshape((num_devices, -1) + b.shape[1:])
     step += 1
 
@@ -232,3 +245,81 @@ def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
       yield item
   finally:
     stop.set()
+
+
+# --------------------------------------------------------------------------
+# On the accelerator: the decoded set stays on the device as uint8 and each
+# step gathers and augments its batch inside the jitted step.
+# --------------------------------------------------------------------------
+def device_batch(images: "jax.Array", idx: "jax.Array", *, seed: int,
+                 step: "jax.Array", first_position: "jax.Array | int" = 0,
+                 crop_size: int = 0, random_flip: bool = False,
+                 exposure_mixing: bool = False,
+                 stops: tuple[float, float] = (-3.0, 1.5),
+                 read_noise: float = 0.002, shot_noise: float = 0.01
+                 ) -> "jax.Array":
+  """A training batch made on the device (traceable; runs inside the step).
+
+  Args:
+    images: uint8 ``[N, H, W, 3]``, this process's decoded training set,
+      resident on the device.
+    idx: int ``[b]`` indices into ``images`` (from ``batch_indices``).
+    seed: the run's seed.
+    step: the global step (``state.step``; traced is fine).
+    first_position: position of ``idx[0]`` in the global batch; sample ``j``
+      draws its crop, flip and exposure from ``(seed, step, first_position +
+      j)``, so the batch does not depend on how it is split over devices and
+      a resumed run redraws exactly what it would have drawn.
+    crop_size, random_flip, exposure_mixing: as ``batches`` (the same
+      augmentations and ranges; drawn with ``jax.random``, so not the same
+      draws as the host pipeline's NumPy generator).
+
+  Returns:
+    float32 ``[b, S, S, 3]`` in [0, 1] (``S = crop_size or H``).
+  """
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  h, w = images.shape[1:3]
+  if crop_size > min(h, w):
+    raise ValueError(f"crop {crop_size} larger than images {h}x{w}")
+  base = jax.random.fold_in(jax.random.key(seed), step)
+  positions = first_position + jnp.arange(idx.shape[0])
+
+  def one(i, pos):
+    k_crop, k_flip, k_gain, k_noise = jax.random.split(
+        jax.random.fold_in(base, pos), 4)
+    x = images[i]
+    if crop_size:
+      y0 = jax.random.randint(k_crop, (), 0, h - crop_size + 1)
+      x0 = jax.random.randint(jax.random.fold_in(k_crop, 1), (), 0,
+                              w - crop_size + 1)
+      x = jax.lax.dynamic_slice(x, (y0, x0, 0), (crop_size, crop_size, 3))
+    x = x.astype(jnp.float32) / 255.0
+    if random_flip:
+      x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
+    if exposure_mixing:
+      lin = jnp.power(x, 2.2)
+      lin = lin * jnp.exp2(jax.random.uniform(k_gain, (), minval=stops[0],
+                                              maxval=stops[1]))
+      noise = jax.random.normal(k_noise, lin.shape)
+      lin = lin + noise * jnp.sqrt(shot_noise**2 * lin + read_noise**2)
+      x = jnp.power(jnp.clip(lin, 0, 1), 1 / 2.2)
+    return x
+
+  return jax.vmap(one)(idx, positions)
+
+
+def index_batches(n: int, *, batch_size: int, seed: int, start_step: int = 0,
+                  num_devices: int = 1, process_index: int = 0,
+                  process_count: int = 1) -> Iterator[np.ndarray]:
+  """This process's slice of each global batch's indices, int32
+  ``[num_devices, batch_size // (process_count * num_devices)]`` (the host's
+  whole share of the device-side pipeline; slices as ``batches``)."""
+  if batch_size % (process_count * num_devices):
+    raise ValueError(f"batch {batch_size} does not split over "
+                     f"{process_count} process(es) x {num_devices} devices")
+  local = batch_size // process_count
+  for idx in batch_indices(n, batch_size=batch_size, seed=seed,
+                           start_step=start_step):
+    mine = idx[process_index * local:(process_index + 1) * local]
+    yield mine.astype(np.int32).reshape(num_devices, -1)

@@ -24,7 +24,8 @@ from flax.training import train_state
 from zerodce_jax import losses, models
 
 __all__ = ["make_optimizer", "make_loss_fn", "create_train_state",
-           "train_step", "make_parallel_step", "TrainState",
+           "train_step", "make_parallel_step", "TrainState", "place_images",
+           "replicate_state", "PARALLEL_CHOICES",
            "train_and_evaluate",
            "model_from_config", "loss_fn_from_config"]
 
@@ -79,26 +80,130 @@ def make_loss_fn(model: nn.Module, *,
   return loss_fn
 
 
-def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any]
-                       ) -> Callable[[TrainState, jax.Array],
-                                     tuple[TrainState, dict[str, jax.Array]]]:
+PARALLEL_CHOICES = ("auto", "shard_map", "pmap")
+StepFn = Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+
+
+def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
+                       parallel: str = "auto",
+                       make_batch: Callable[..., jax.Array] | None = None
+                       ) -> StepFn:
   """``train_step`` data-parallel over ``devices``, state donated.
 
-  Several devices: ``jax.pmap`` with gradients and metrics averaged by
-  ``lax.pmean`` over axis ``"batch"``; the state is passed unmapped
-  (``in_axes=None``) and comes back unmapped. Batches are
-  ``[len(devices), per_device, H, W, 3]``. One device: plain ``jax.jit``
-  of the same step on ``batch[0]`` (on CPU, ``pmap`` over a single device
-  cost 25% more per step: 4.8 s vs 3.9 s at 8x256x256, measured 2026-11-25).
+  Args:
+    loss_fn: as ``train_step``.
+    devices: this process's devices to use (all processes use the same
+      number; with several processes the mesh spans every process's).
+    parallel: ``"shard_map"`` (``jax.jit`` of ``jax.shard_map`` over a
+      one-axis mesh ``"batch"``, the state replicated; single- and
+      multi-host), ``"pmap"`` (``jax.pmap``, one process and the host
+      pipeline only) or ``"auto"`` (shard_map: ``jax.pmap`` is in
+      maintenance mode since JAX 0.8 and itself built on shard_map). Both
+      average gradients and metrics with ``lax.pmean`` in ``train_step``.
+    make_batch: the device-side input pipeline,
+      ``make_batch(images, idx, step, first_position) -> batch`` (e.g.
+      ``input_pipeline.device_batch`` with the config's options bound); the
+      step then takes indices instead of images.
+
+  Returns:
+    ``step(state, data, images=None) -> (state, metrics)``. ``data`` is this
+    process's share of the global batch, ``[len(devices), per_device, H, W,
+    3]`` float32 images, or with ``make_batch`` int32 indices ``[len(devices),
+    per_device]`` into ``images`` (from ``place_images``). One device in one
+    process: plain ``jax.jit`` of the step on ``data[0]`` (on CPU, ``pmap``
+    over a single device cost 25% more per step: 4.8 s vs 3.9 s at
+    8x256x256, measured 2026-11-25).
   """
-  if len(devices) == 1:
-    step = jax.jit(functools.partial(train_step, loss_fn=loss_fn),
-                   donate_argnums=(0,))
-    return lambda state, batch: step(state, batch[0])
-  return jax.pmap(functools.partial(train_step, loss_fn=loss_fn,
-                                    axis_name="batch"),
-                  axis_name="batch", in_axes=(None, 0), out_axes=(None, None),
-                  donate_argnums=(0,), devices=list(devices))
+  if parallel not in PARALLEL_CHOICES:
+    raise ValueError(f"parallel must be one of {PARALLEL_CHOICES}, got "
+                     f"{parallel!r}")
+  devices = list(devices)
+  n_proc = jax.process_count()
+
+  def local_step(state, data, images, *, axis_name, per_device):
+    if make_batch is None:
+      batch = data
+    else:
+      first = (0 if axis_name is None
+               else jax.lax.axis_index(axis_name) * per_device)
+      batch = make_batch(images, data, state.step, first)
+    return train_step(state, batch, loss_fn=loss_fn, axis_name=axis_name)
+
+  if len(devices) == 1 and n_proc == 1:
+    step = jax.jit(functools.partial(local_step, axis_name=None,
+                                     per_device=None), donate_argnums=(0,))
+    return lambda state, data, images=None: step(state, data[0], images)
+
+  if parallel == "pmap":
+    if make_batch is not None or n_proc > 1:
+      raise ValueError("parallel='pmap' runs the host input pipeline on one "
+                       "process; use 'shard_map' for the device pipeline "
+                       "or several processes")
+    p_step = jax.pmap(functools.partial(local_step, axis_name="batch",
+                                        per_device=None),
+                      axis_name="batch", in_axes=(None, 0, None),
+                      out_axes=(None, None), donate_argnums=(0,),
+                      devices=devices)
+    return lambda state, data, images=None: p_step(state, data, images)
+
+  from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
+  mesh = _mesh(devices)
+  rows = NamedSharding(mesh, P("batch"))
+  cache: dict[tuple[int, ...], Callable] = {}
+
+  def step(state, data, images=None):
+    data = np.asarray(data)
+    per_device = data.shape[1]
+    fn = cache.get(data.shape)
+    if fn is None:
+      fn = cache[data.shape] = jax.jit(jax.shard_map(
+          functools.partial(local_step, axis_name="batch",
+                            per_device=per_device),
+          mesh=mesh, in_specs=(P(), P("batch"), P()), out_specs=(P(), P()),
+          check_vma=False), donate_argnums=(0,))
+    flat = data.reshape((-1,) + data.shape[2:])
+    return fn(state, jax.make_array_from_process_local_data(rows, flat),
+              images)
+
+  return step
+
+
+def _mesh(local_devices: Sequence[Any]):
+  """A one-axis ``"batch"`` mesh: ``local_devices`` on one process; on
+  several, each process's first ``len(local_devices)`` devices, in process
+  order (so slice ``p`` of the global batch lands on process ``p``)."""
+  from jax.sharding import Mesh  # noqa: PLC0415
+  if jax.process_count() == 1:
+    return Mesh(np.array(local_devices), ("batch",))
+  n = len(local_devices)
+  by_proc: dict[int, list] = {}
+  for d in jax.devices():
+    by_proc.setdefault(d.process_index, []).append(d)
+  return Mesh(np.array([d for p in sorted(by_proc) for d in by_proc[p][:n]]),
+              ("batch",))
+
+
+def place_images(images: np.ndarray, devices: Sequence[Any]) -> jax.Array:
+  """The uint8 training set on every device of the step's mesh (for
+  ``make_parallel_step(make_batch=...)``): one copy per device."""
+  from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
+  devices = list(devices)
+  if len(devices) == 1 and jax.process_count() == 1:
+    return jax.device_put(images, devices[0])
+  return jax.make_array_from_process_local_data(
+      NamedSharding(_mesh(devices), P()), np.asarray(images))
+
+
+def replicate_state(state: TrainState, devices: Sequence[Any]) -> TrainState:
+  """``state`` as arrays replicated over the step's mesh (needed with several
+  processes, where every process holds the same host values)."""
+  from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
+  if jax.process_count() == 1:
+    return state
+  rep = NamedSharding(_mesh(list(devices)), P())
+  return jax.tree_util.tree_map(
+      lambda x: jax.make_array_from_process_local_data(rep, np.asarray(x))
+      if isinstance(x, (jax.Array, np.ndarray)) else x, state)
 
 
 def create_train_state(model: nn.Module, tx: optax.GradientTransformation, *,
@@ -162,17 +267,16 @@ def optimizer_from_config(config) -> optax.GradientTransformation:
 
 
 def load_training_images(config, *, report=print):
-  """This process's training images, uint8 ``[N, S, S, 3]``."""
+  """The training images, uint8 ``[N, S, S, 3]`` (every process loads all;
+  each takes its slice of every global batch)."""
   from zerodce_jax import input_pipeline as ip  # noqa: PLC0415
   size = config.data.image_size
-  pi, pc = jax.process_index(), jax.process_count()
   if config.data.source == "synthetic":
-    images = ip.synthetic_images(config.data.num_synthetic, size,
-                                 seed=config.seed)
-    return np.asarray(ip.shard_for_process(images, pi, pc))
+    return ip.synthetic_images(config.data.num_synthetic, size,
+                               seed=config.seed)
   if config.data.source == "folder":
-    paths = ip.shard_for_process(ip.list_images(config.data.path), pi, pc)
-    images, _ = ip.load_resized(paths, size, report=report)
+    images, _ = ip.load_resized(ip.list_images(config.data.path), size,
+                                report=report)
     return images
   if config.data.source.startswith("tfds:"):
     from zerodce_jax import datasets  # noqa: PLC0415
@@ -182,11 +286,27 @@ def load_training_images(config, *, report=print):
                               f"where `zerodce data build {name}` wrote it")
     source = datasets.data_source(name, data_dir=config.data.path,
                                   split=config.data.split)
-    idx = ip.shard_for_process(range(len(source)), pi, pc)
     return np.stack([ip.resize_uint8(source[i]["image"].astype(np.float32)
-                                     / 255.0, size) for i in idx])
+                                     / 255.0, size)
+                     for i in range(len(source))])
   raise ValueError(f"unknown data source {config.data.source!r} (folder, "
                    "synthetic, tfds:NAME)")
+
+
+def _device_batch(images, idx, step, first_position, **options):
+  from zerodce_jax import input_pipeline  # noqa: PLC0415
+  return input_pipeline.device_batch(images, idx, step=step,
+                                     first_position=first_position, **options)
+
+
+def local_copy(tree: Any) -> Any:
+  """Host NumPy copies of a pytree's arrays; a replicated array spanning
+  several processes is read from this process's own copy."""
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(x.addressable_data(0))
+    return jax.device_get(x)
+  return jax.tree_util.tree_map(one, tree)
 
 
 def state_dict(state: TrainState) -> dict[str, Any]:
@@ -253,13 +373,12 @@ def train_and_evaluate(config, workdir: str, *,
   if config.batch_size % (n_proc * n_local):
     raise ValueError(f"batch_size {config.batch_size} does not split over "
                      f"{n_proc} processes x {n_local} devices")
-  local_batch = config.batch_size // n_proc
   say = (lambda m: tqdm.write(m)) if progress else print
   say(f"training on {n_proc} process(es) x {n_local} "
       f"{jax.local_devices()[0].platform} device(s), global batch "
       f"{config.batch_size}")
   images = load_training_images(config, report=say)
-  steps_per_epoch = len(images) // local_batch
+  steps_per_epoch = len(images) // config.batch_size
   total = (config.num_steps if config.num_steps > 0
            else config.num_epochs * steps_per_epoch)
 
@@ -284,22 +403,41 @@ def train_and_evaluate(config, workdir: str, *,
     say(f"resumed from {workdir}/checkpoints/{int(state.step)}")
   start = int(state.step)
 
-  p_step = make_parallel_step(loss_fn, devices=jax.local_devices())
+  devices = jax.local_devices()
+  on_device = config.data.pipeline == "device"
+  if config.data.pipeline not in ("host", "device"):
+    raise ValueError(f"data.pipeline must be 'host' or 'device', got "
+                     f"{config.data.pipeline!r}")
+  make_batch = None
+  if on_device:
+    make_batch = functools.partial(
+        _device_batch, seed=config.seed, crop_size=config.data.crop_size,
+        random_flip=config.data.random_flip,
+        exposure_mixing=config.data.exposure_mixing)
+  p_step = make_parallel_step(loss_fn, devices=devices,
+                              parallel=config.parallel, make_batch=make_batch)
+  state = replicate_state(state, devices)
+  resident = place_images(images, devices) if on_device else None
   writer = metric_writers.MetricWriter(workdir, enabled=lead)
   samples = images[:config.num_samples]
   meta = {"seed": config.seed, "arch": config.model.arch,
-          "images_per_process": len(images), "batch_size": config.batch_size}
+          "images": len(images), "batch_size": config.batch_size}
 
   def checkpoint(step):
     checkpoints.save(manager, step, state_dict(state),
                      {**meta, "step": step, "data_position": step})
 
-  data = input_pipeline.prefetch(input_pipeline.batches(
-      images, batch_size=local_batch, seed=config.seed, start_step=start,
-      num_devices=n_local, random_flip=config.data.random_flip,
-      crop_size=config.data.crop_size,
-      exposure_mixing=config.data.exposure_mixing),
-      depth=config.data.prefetch)
+  split = dict(batch_size=config.batch_size, seed=config.seed,
+               start_step=start, num_devices=n_local,
+               process_index=jax.process_index(), process_count=n_proc)
+  if on_device:
+    data = input_pipeline.index_batches(len(images), **split)
+  else:
+    data = input_pipeline.prefetch(input_pipeline.batches(
+        images, random_flip=config.data.random_flip,
+        crop_size=config.data.crop_size,
+        exposure_mixing=config.data.exposure_mixing, **split),
+        depth=config.data.prefetch)
   bar = tqdm(total=total, initial=start, unit="step", disable=not progress,
              dynamic_ncols=True)
   last_good = start
@@ -308,7 +446,7 @@ def train_and_evaluate(config, workdir: str, *,
   try:
     while step < total:
       batch = next(data)
-      state, metrics = p_step(state, batch)
+      state, metrics = p_step(state, batch, resident)
       step += 1
       seen += config.batch_size
       bar.update(1)
@@ -316,7 +454,7 @@ def train_and_evaluate(config, workdir: str, *,
                or step % config.checkpoint_every == 0
                or (stop_after is not None and step >= stop_after))
       if check:
-        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        m = {k: float(v) for k, v in local_copy(metrics).items()}
         if not all(math.isfinite(v) for v in m.values()):
           raise FloatingPointError(
               f"non-finite loss between steps {last_good + 1} and {step}: "
@@ -336,7 +474,7 @@ def train_and_evaluate(config, workdir: str, *,
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         image_io.write_image(
             os.path.join(workdir, "samples", f"step_{step:07d}.png"),
-            _sample_grid(model, state.params, samples),
+            _sample_grid(model, local_copy(state.params), samples),
             image_io.ImageInfo(bit_depth=8, gray=False, alpha=None,
                                format="png"))
       if stop_after is not None and step >= stop_after:
@@ -348,8 +486,8 @@ def train_and_evaluate(config, workdir: str, *,
     writer.close()
   if lead and step >= total:
     params_io.save_params(
-        os.path.join(workdir, "weights.msgpack"), jax.device_get(state.params),
+        os.path.join(workdir, "weights.msgpack"), local_copy(state.params),
         arch=params_io.arch_of(model),
         source=f"zerodce-jax training run {os.path.abspath(workdir)}, "
         f"config {config.model.arch}/{config.loss.variant}, step {step}")
-  return jax.device_get(state)
+  return local_copy(state)
