@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "list_images_or_empty",
-           "load_resized", "resize_uint8", "exposure_mix", "synthetic_images",
+           "load_resized", "resize_uint8", "pack_resized", "exposure_mix", "synthetic_images",
            "batch_indices", "batches", "prefetch", "device_batch",
            "index_batches"]
 
@@ -92,6 +92,42 @@ def load_resized(paths: Sequence[str], size: int, *,
   if not out:
     raise FileNotFoundError("no readable training images")
   return np.stack(out), kept
+
+
+def pack_resized(src: str, out: str, *, size: int = 256, quality: int = 90,
+                 report=None) -> tuple[int, int]:
+  """Writes a compact copy of a training folder: every image resized once
+  to ``size x size`` (``resize_uint8``, the official Lanczos step) and
+  stored as a JPEG (``quality``, 4:4:4 chroma) under the same relative path
+  and stem, for machines that cannot carry the originals. Training on the
+  copy (``--config.data.path=OUT``) skips the resize (already at ``size``)
+  and differs from the originals by the JPEG error alone.
+
+  Returns:
+    ``(images written, bytes written)``.
+  """
+  from zerodce_jax import image_io  # noqa: PLC0415
+  paths = list_images(src)
+  written = total = 0
+  for p in paths:
+    try:
+      rgb, _ = image_io.read_image(p)
+    except image_io.ImageError as e:
+      if report is not None:
+        report(f"skipping {e}")
+      continue
+    rel = os.path.splitext(os.path.relpath(p, src))[0] + ".jpg"
+    dst = os.path.join(out, rel)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = dst + ".part"
+    Image.fromarray(resize_uint8(rgb, size)).save(
+        tmp, "JPEG", quality=quality, subsampling=0)
+    os.replace(tmp, dst)
+    written += 1
+    total += os.path.getsize(dst)
+  if not written:
+    raise FileNotFoundError(f"{src}: no readable images")
+  return written, total
 
 
 def exposure_mix(images: np.ndarray, *, key: Sequence[int],

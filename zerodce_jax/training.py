@@ -327,7 +327,8 @@ def _sample_grid(model, params, images: np.ndarray) -> np.ndarray:
 def train_and_evaluate(config, workdir: str, *,
                        loss_fn: LossFn | None = None,
                        progress: bool = True,
-                       stop_after: int | None = None) -> TrainState:
+                       stop_after: int | None = None,
+                       time_limit_s: float | None = None) -> TrainState:
   """Trains as ``config`` says, resuming from ``workdir`` if it holds a run.
 
   Writes to ``workdir``: ``config.json`` (resolved config),
@@ -343,6 +344,9 @@ def train_and_evaluate(config, workdir: str, *,
     progress: show a progress bar.
     stop_after: stop (after checkpointing) once this step is reached, as an
       interruption would; for tests.
+    time_limit_s: stop (after checkpointing) at the first logged step after
+      this many seconds of training (a lease on an accelerator); the run
+      resumes from there when called again.
 
   Returns:
     The final train state (host arrays).
@@ -450,6 +454,10 @@ def train_and_evaluate(config, workdir: str, *,
       step += 1
       seen += config.batch_size
       bar.update(1)
+      out_of_time = (time_limit_s is not None and step % config.log_every == 0
+                     and time.time() - t0 > time_limit_s)
+      if out_of_time:
+        stop_after = step
       check = (step % config.log_every == 0 or step == total
                or step % config.checkpoint_every == 0
                or (stop_after is not None and step >= stop_after))
