@@ -105,8 +105,96 @@ def pipeline_table(doc):
   return "\n".join(rows)
 
 
+def _load(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def accelerator_section(folder):
+  """Tables of one ``benchmarks/accelerator.py`` run (its ``--out``)."""
+  facts = _load(os.path.join(folder, "facts.json"))
+  f = facts["facts"]
+  peaks = {p["dtype"]: p["gflop_per_s"] for p in facts.get("peaks", [])}
+  head = (f"Measured on: {f['device_kind']} ({f.get('torch_device', '')}), "
+          f"{f['cores']} host cores, JAX {f['jax']}, PyTorch "
+          f"{f.get('torch', '-')} (CUDA {f.get('torch_cuda', '-')}), "
+          f"{f['date']}. Source: `{folder}/`. Matmul peak measured by the "
+          "same command: " + ", ".join(
+              f"{d} {v / 1e3:,.0f} TFLOP/s" for d, v in peaks.items()) + ".")
+  eq = facts.get("equivalence") or []
+  if isinstance(eq, list) and eq:
+    by = {}
+    for e in eq:
+      k = (e["output"], e["precision"])
+      by[k] = max(by.get(k, 0), e["max_abs_diff"])
+    head += (" Largest difference from the official outputs on this device "
+             "(4 crops): " + "; ".join(f"{o} at {p} precision {v:.1e}"
+                                       for (o, p), v in sorted(by.items()))
+             + ".")
+  parts = [head]
+  infer = _load(os.path.join(folder, "infer.json"))
+  peers = {}
+  for r in infer:
+    if r.get("framework") == "torch" and "median_s" in r:
+      k = (r["model"], r["height"], r["width"], r["batch"], r["dtype"])
+      peers.setdefault(k, []).append(r)
+  rows = ["| model | size | batch | dtype | JAX ms | ms/image | % of peak | "
+          "fastest PyTorch ms (mode) | JAX speed-up |",
+          "|---|---|---|---|---|---|---|---|---|"]
+  for r in infer:
+    if r.get("framework") != "jax" or "median_s" not in r:
+      continue
+    k = (r["model"], r["height"], r["width"], r["batch"], r["dtype"])
+    best = min(peers.get(k, []), key=lambda q: q["median_s"], default=None)
+    frac = (f"{100 * r['gflop_per_s'] / peaks[r['dtype']]:.0f}%"
+            if r["dtype"] in peaks else "")
+    pcell = f"{_ms(best['median_s'])} ({best['mode']})" if best else ""
+    ratio = f"{best['median_s'] / r['median_s']:.2f}x" if best else ""
+    rows.append(f"| {r['model']} | {r['width']}x{r['height']} | {r['batch']}"
+                f" | {r['dtype']} | {r['median_s'] * 1e3:.2f} | "
+                f"{r['ms_per_image']:.3f} | {frac} | {pcell} | {ratio} |")
+  missing = [r for r in infer if "error" in r or "skipped" in r]
+  parts.append("Inference:\n\n" + "\n".join(rows))
+  train = _load(os.path.join(folder, "train_step.json"))
+  rows = ["| framework | model | batch x 256 | dtype | ms | images/s | "
+          "% of peak |", "|---|---|---|---|---|---|---|"]
+  for r in train:
+    if "median_s" not in r:
+      continue
+    frac = (f"{100 * r['gflop_per_s'] / peaks[r['dtype']]:.0f}%"
+            if r.get("gflop_per_s") and r["dtype"] in peaks else "")
+    rows.append(f"| {r['framework']} | {r['model']} | {r['batch']} | "
+                f"{r['dtype']} | {r['median_s'] * 1e3:.2f} | "
+                f"{r['batch'] / r['median_s']:,.0f} | {frac} |")
+  missing += [r for r in train if "error" in r or "skipped" in r]
+  parts.append("Train step (official losses + clipped Adam):\n\n"
+               + "\n".join(rows))
+  recipe_path = os.path.join(folder, "recipe.json")
+  if os.path.isfile(recipe_path):
+    for r in _load(recipe_path):
+      if "steps" in r:
+        parts.append(f"Recipe `{r['config']}`: {r['steps']:,} of "
+                     f"{r['total_steps']:,} steps in {r['wall_s']:.0f} s "
+                     f"({r['steps_per_s']:.0f} steps/s over the run).")
+  n_skip = sum(len(r.get("skipped", [])) if isinstance(r.get("skipped"),
+                                                       list) else 0
+               for r in missing)
+  n_err = sum(1 for r in missing if "error" in r)
+  if n_skip or n_err:
+    parts.append(f"Not measured in this run: {n_skip} configurations left "
+                 f"out by the time budget, {n_err} errors (out of memory); "
+                 "listed in the JSON.")
+  return "\n\n".join(parts) + "\n"
+
+
 def build(results):
   parts = []
+  for entry in sorted(os.listdir(results)):
+    folder = os.path.join(results, entry)
+    if (entry.startswith("accelerator_")
+        and os.path.isfile(os.path.join(folder, "facts.json"))):
+      parts.append(f"#### Accelerator: {entry[len('accelerator_'):]}\n\n"
+                   + accelerator_section(folder))
   for name, title, fn in (
       ("infer", "Inference", infer_table),
       ("infer_peers", "Inference against PyTorch and onnxruntime",

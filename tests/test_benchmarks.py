@@ -85,3 +85,52 @@ def test_report_fills_the_readme_markers(tmp_path):
   text = readme.read_text()
   assert "old" not in text and text.endswith("b\n")
   assert "3.00x (torch (flush-denormal))" in text
+
+
+@pytest.mark.slow
+def test_accelerator_command_quick(tmp_path):
+  """The one command for an accelerator, at tiny sizes on the CPU: every
+  part writes its JSON, the recipe part trains (device-side pipeline) and
+  saves loadable weights, and the equivalence check runs."""
+  from zerodce_jax import params_io
+  weights = tmp_path / "w.msgpack"
+  model = models.make_model("zerodce")
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
+  params_io.save_params(str(weights), params, arch=params_io.arch_of(model))
+  x = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
+  want = np.asarray(model.apply({"params": params}, x[None])[0])[0]
+  np.savez(tmp_path / "ref.npz", **{"img/input": x,
+                                     "img/zerodce_enhanced": want})
+  out = tmp_path / "out"
+  r = subprocess.run([sys.executable, str(ROOT / "benchmarks" /
+                                          "accelerator.py"), "--quick",
+                      "--out", str(out), "--check", str(weights),
+                      str(tmp_path / "ref.npz")],
+                     capture_output=True, text=True, timeout=600, cwd=ROOT)
+  assert r.returncode == 0, r.stderr[-3000:]
+  facts = json.loads((out / "facts.json").read_text())
+  assert {p["dtype"] for p in facts["peaks"]} == {"float32", "bfloat16"}
+  assert all(p["gflop_per_s"] > 0 for p in facts["peaks"])
+  assert {e["precision"] for e in facts["equivalence"]} == {"default",
+                                                            "highest"}
+  assert max(e["max_abs_diff"] for e in facts["equivalence"]) < 1e-5
+  infer = json.loads((out / "infer.json").read_text())
+  jax_rows = [r for r in infer if r.get("framework") == "jax"]
+  assert {r["model"] for r in jax_rows} == {"zerodce", "zerodce++(s=12)"}
+  assert all(r["median_s"] > 0 and "error" not in r for r in jax_rows)
+  for r in infer:
+    if r.get("framework") == "torch" and "error" not in r:
+      assert r["max_abs_diff_vs_jax"] < 1e-4
+  train = json.loads((out / "train_step.json").read_text())
+  assert any(r.get("framework") == "jax" and r["median_s"] > 0
+             for r in train)
+  roof = json.loads((out / "roofline.json").read_text())
+  assert roof and all(0 < r["fraction_of_peak"] for r in roof)
+  (recipe,) = json.loads((out / "recipe.json").read_text())
+  assert recipe["finished"] and recipe["steps"] == recipe["total_steps"] == 4
+  assert recipe["overrides"]["data.pipeline"] == "device"
+  _, arch, source = params_io.load_weights(str(out / "zerodce_official.msgpack"))
+  assert arch["depth"] == 7 and "step 4 of 4" in source

@@ -364,15 +364,52 @@ def test_cpu_devices_flag_sets_host_device_count(monkeypatch):
   assert "XLA_FLAGS" not in os.environ
 
 
-def test_train_cli_runs_data_parallel_on_cpu_devices(tmp_path):
-  """A real multi-device run from the command line: 2 host devices."""
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
+  """Multi-host on one machine: 2 processes on localhost
+  (``jax.distributed`` with a local coordinator, one CPU device each, gloo
+  collectives) training the smoke config end with the same params as one
+  process with 2 devices, from the command line; both write one shared
+  workdir (checkpoints by orbax across processes)."""
+  import socket
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  cmd = _train_cmd(tmp_path / "w", 4) + ["--cpu-devices", "2"]
-  out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                       env=env)
-  assert out.returncode == 0, out.stderr
-  assert "1 process(es) x 2 cpu device(s), global batch 8" in out.stdout
-  assert (tmp_path / "w" / "weights.msgpack").is_file()
+  one_dev = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  procs = [subprocess.Popen(
+      _train_cmd(tmp_path / "multi", 12) + [
+          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+          "--process-id", str(i)], env=one_dev, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  single = subprocess.run(_train_cmd(tmp_path / "single", 12) +
+                          ["--cpu-devices", "2"], capture_output=True,
+                          text=True, timeout=300, env=env)
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert single.returncode == 0, single.stderr
+  assert "1 process(es) x 2 cpu device(s), global batch 8" in single.stdout
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+    assert "2 process(es) x 1 cpu device(s), global batch 8" in out
+  multi, _, _ = params_io.load_weights(str(tmp_path / "multi" /
+                                           "weights.msgpack"))
+  one, _, _ = params_io.load_weights(str(tmp_path / "single" /
+                                         "weights.msgpack"))
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8),
+      multi, one)
+  assert sorted(os.listdir(tmp_path / "multi" / "checkpoints"),
+                key=int) == ["8", "12"]
+  rows = (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()
+  assert len(rows) == len((tmp_path / "single" / "metrics.jsonl")
+                          .read_text().splitlines())
+
+
+def test_coordinator_needs_its_companions(capsys):
+  from zerodce_jax import cli
+  assert cli.main(["train", "--config", str(SMOKE), "--workdir", "/tmp/x",
+                   "--coordinator", "127.0.0.1:1"]) == 2
+  assert "--num-processes and --process-id" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

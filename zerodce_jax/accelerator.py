@@ -49,7 +49,7 @@ PLANS: dict[str, dict[str, Any]] = {
             ("zerodce", 1), ("zerodce++", 1), ("zerodce++", 12)),
         compile_peer=((900, 1200, 8),), train_models=("zerodce", "zerodce++"),
         train_batches=(8, 32, 128), train_size=256, repeats=6,
-        torch_budget_s=110, infer_budget_s=90, train_budget_s=80,
+        torch_budget_s=150, infer_budget_s=100, train_budget_s=90,
         recipes=("zerodce_official", "zerodce_pp_official")),
     "quick": dict(
         matmul_n=256, sizes=((48, 72),), batches=(1,), dtypes=("float32",),
@@ -185,20 +185,29 @@ def _torch_infer(torch, name: str, params, *, h: int, w: int, batch: int,
 
 
 def _infer_configs(plan):
-  for name, scale in plan["infer_models"]:
+  """``(group, name, scale, h, w, batch, dtype, label)``; ``group`` numbers
+  the models, each of which gets an equal share of a part's time."""
+  for g, (name, scale) in enumerate(plan["infer_models"]):
     for h, w in plan["sizes"]:
       for batch in plan["batches"]:
         for dtype in plan["dtypes"]:
-          yield (name, scale, h, w, batch, dtype,
+          yield (g, name, scale, h, w, batch, dtype,
                  f"{name} s{scale} {w}x{h} b{batch} {dtype}")
 
 
 def _train_configs(plan):
-  for name in plan["train_models"]:
+  for g, name in enumerate(plan["train_models"]):
     for batch in plan["train_batches"]:
       for dtype in plan["dtypes"]:
-        yield name, batch, dtype, (f"{name} {plan['train_size']}x"
-                                   f"{plan['train_size']} b{batch} {dtype}")
+        yield g, name, batch, dtype, (f"{name} {plan['train_size']}x"
+                                      f"{plan['train_size']} b{batch} "
+                                      f"{dtype}")
+
+
+def _share(start: float, budget: float, group: int, groups: int) -> float:
+  """The deadline of ``group`` when ``groups`` share ``budget`` equally
+  (time a group leaves unused passes to the next)."""
+  return start + budget * (group + 1) / groups
 
 
 def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
@@ -210,12 +219,15 @@ def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
     return done
   if torch.cuda.is_available():
     torch.backends.cudnn.benchmark = True
-  for name, scale, h, w, batch, dtype, label in _infer_configs(plan):
+  start = time.time()
+  groups = len(plan["infer_models"]) + 1   # + the train steps
+  for g, name, scale, h, w, batch, dtype, label in _infer_configs(plan):
     modes = ["eager", "channels_last"]
     if (h, w, batch) in plan["compile_peer"] and dtype == "float32":
       modes.append("compile")
     for mode in modes:
-      if time.time() > deadline:
+      if time.time() > min(deadline, _share(start, deadline - start, g,
+                                            groups)):
         done["skipped"].append(f"torch-{mode} {label}")
         continue
       try:
@@ -229,7 +241,7 @@ def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
             {"task": "infer", "framework": "torch", "mode": mode,
              "config": label, "error": repr(e)[:500]}, None))
         log(f"infer torch-{mode} {label}: {e!r}")
-  for name, batch, dtype, label in _train_configs(plan):
+  for _, name, batch, dtype, label in _train_configs(plan):
     if time.time() > deadline:
       done["skipped"].append(f"torch train {label}")
       continue
@@ -251,8 +263,9 @@ def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
 
 def _infer_part(plan, params, peers, *, deadline: float, log) -> list[dict]:
   records, skipped = [], []
-  for name, scale, h, w, batch, dtype, label in _infer_configs(plan):
-    if time.time() > deadline:
+  start, groups = time.time(), len(plan["infer_models"])
+  for g, name, scale, h, w, batch, dtype, label in _infer_configs(plan):
+    if time.time() > _share(start, deadline - start, g, groups):
       skipped.append(label)
       continue
     try:
@@ -314,8 +327,9 @@ def _torch_train_step(torch, name: str, params, *, batch: int, size: int,
 def _train_part(plan, peers, *, deadline: float, log) -> list[dict]:
   records, skipped = [], []
   size = plan["train_size"]
-  for name, batch, dtype, label in _train_configs(plan):
-    if time.time() > deadline:
+  start, groups = time.time(), len(plan["train_models"])
+  for g, name, batch, dtype, label in _train_configs(plan):
+    if time.time() > _share(start, deadline - start, g, groups):
       skipped.append(label)
     else:
       try:

@@ -378,9 +378,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"zerodce train: {msg}", file=sys.stderr)
     return 2
   _set_cpu_devices(args.cpu_devices, config.batch_size)
-  if args.multihost:
+  if args.coordinator and (args.num_processes is None
+                           or args.process_id is None):
+    print("zerodce train: --coordinator needs --num-processes and "
+          "--process-id", file=sys.stderr)
+    return 2
+  if args.multihost or args.coordinator:
     import jax  # noqa: PLC0415
-    jax.distributed.initialize()
+    # CPU devices of several processes talk through gloo (no effect on the
+    # GPU/TPU collectives).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kw = {}
+    if args.coordinator:
+      kw = dict(coordinator_address=args.coordinator,
+                num_processes=args.num_processes,
+                process_id=args.process_id)
+    jax.distributed.initialize(**kw)
   try:
     training.train_and_evaluate(config, args.workdir,
                                 progress=not args.no_progress)
@@ -581,7 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
                  "the batch); ignored when XLA_FLAGS sets the count")
   p.add_argument("--multihost", action="store_true",
                  help="call jax.distributed.initialize() first (one process "
-                 "per host; each reads its own shard of the data)")
+                 "per host, found from the cluster's environment: TPU pods, "
+                 "SLURM, ...); every process reads the training set and "
+                 "feeds its slice of each global batch")
+  p.add_argument("--coordinator", metavar="HOST:PORT",
+                 help="multi-host without a cluster manager: the address of "
+                 "process 0 (with --num-processes and --process-id)")
+  p.add_argument("--num-processes", type=int, help="with --coordinator")
+  p.add_argument("--process-id", type=int, help="with --coordinator")
   p.add_argument("--no-progress", action="store_true",
                  help="no progress bar")
   p.set_defaults(func=_cmd_train)
