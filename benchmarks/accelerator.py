@@ -7,7 +7,7 @@ time to the official model (zerodce_jax.accelerator has the parts).
 
 FOLDER: the training images, e.g. a compact copy made by
 `zerodce data pack ../shared/train_images --out FOLDER` (256x256 JPEGs,
-about 46 MiB) for a machine without ../shared. Each part writes its JSON
+about 41 MiB) for a machine without ../shared. Each part writes its JSON
 under DIR before the next starts; the recipe part trains until the budget
 (seconds for the whole command) and saves DIR/<config>.msgpack.
 """

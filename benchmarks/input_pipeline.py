@@ -4,9 +4,11 @@ path delivers, to compare with the train step's own images/s.
     python benchmarks/input_pipeline.py [--images ../shared/train_images] [--quick]
 
 Stages: decode + Lanczos resize of JPEG files (what a run does once, at start:
-the resized images are then held in memory), and batch assembly (index,
-uint8 -> float32, reshape, optional flips/exposure mixing) with and without
-the background prefetch thread. Writes OUT/input_pipeline.json.
+the resized images are then held in memory), batch assembly on the host
+(index, uint8 -> float32, reshape, optional flips/exposure mixing) with and
+without the background prefetch thread, and the device-side pipeline
+(`device_batch`, jitted, on JAX's default device). Writes
+OUT/input_pipeline.json.
 """
 
 import json
@@ -18,6 +20,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 from zerodce_jax import bench, input_pipeline as ip  # noqa: E402
+
+
+def _device_stage(images, size, steps):
+  """The device-side pipeline (``--config.data.pipeline=device``): gather,
+  crop (7/8 of the side), flip and exposure mixing inside one jitted
+  function, on JAX's default device, batch 8 as in training."""
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  resident = jax.device_put(images)
+  fn = jax.jit(lambda imgs, idx, step: ip.device_batch(
+      imgs, idx, seed=0, step=step, crop_size=size * 7 // 8,
+      random_flip=True, exposure_mixing=True))
+  idx = ip.index_batches(len(images), batch_size=8, seed=0)
+  fn(resident, jnp.asarray(next(idx)[0]), 0).block_until_ready()
+  t = time.perf_counter()
+  for s in range(steps):
+    out = fn(resident, jnp.asarray(next(idx)[0]), s)
+  out.block_until_ready()
+  dt = time.perf_counter() - t
+  return {"stage": f"device_batch: gather + crop + flip + exposure mixing "
+                   f"(jit, {jax.devices()[0].platform})", "size": size,
+          "images_per_s": 8 * steps / dt}
 
 
 def main(argv=None):
@@ -59,6 +83,7 @@ def main(argv=None):
       dt = time.perf_counter() - t
       records.append({"stage": label, "size": size,
                       "images_per_s": 8 * steps / dt})
+    records.append(_device_stage(images, size, steps))
   for r in records:
     print(f"{r['stage']:50} {r['size']:4}  {r['images_per_s']:9.1f} img/s")
   os.makedirs(args.out, exist_ok=True)

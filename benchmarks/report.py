@@ -120,7 +120,9 @@ def accelerator_section(folder):
           f"{f.get('torch', '-')} (CUDA {f.get('torch_cuda', '-')}), "
           f"{f['date']}. Source: `{folder}/`. Matmul peak measured by the "
           "same command: " + ", ".join(
-              f"{d} {v / 1e3:,.0f} TFLOP/s" for d, v in peaks.items()) + ".")
+              f"{d} {v / 1e3:,.0f} TFLOP/s" for d, v in peaks.items())
+          + " (float32 at JAX's default precision, which lets a GPU use "
+          "TF32).")
   eq = facts.get("equivalence") or []
   if isinstance(eq, list) and eq:
     by = {}

@@ -12,7 +12,8 @@ gradient on grey images, official issue #35); set --config.loss.color_eps=0
 for the bit-exact official loss.
 
 Expect: 2,002 images -> 250 steps per epoch; about 4.4 s per step on a 2-core
-CPU (measured 2026-11-25), so use an accelerator for the full 200 epochs.
+CPU (measured 2026-11-25), so use an accelerator for the full 200 epochs,
+with --config.data.pipeline=device (README, "Training on a GPU or TPU").
 """
 
 import ml_collections

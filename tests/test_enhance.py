@@ -114,3 +114,70 @@ def test_official_weights_reproduce_official_outputs(shared, official_zerodce):
     np.testing.assert_allclose(y.mean(axis=(0, 1)), ref["zerodce_mean_rgb"],
                                atol=1e-5)
     np.testing.assert_allclose(y.std(), ref["zerodce_std"], atol=1e-5)
+
+
+def test_memory_budget_per_pixel_from_xla():
+  """The per-pixel working memory is read from XLA's analysis: Zero-DCE++
+  (depthwise temporaries) needs more than Zero-DCE, bfloat16 less."""
+  base = enhance.bytes_per_pixel((7, 32, 8, False), "float32",
+                                 enhance_too=True, backend="cpu")
+  assert 300 < base < 4096
+  assert enhance.bytes_per_pixel((7, 32, 8, True), "float32",
+                                 enhance_too=True, backend="cpu") > base
+  assert enhance.bytes_per_pixel((7, 32, 8, False), "bfloat16",
+                                 enhance_too=True, backend="cpu") < base
+
+
+def test_memory_budget_shrinks_batch_and_tiles_and_stays_exact():
+  model = models.ZeroDCE(bias_init="torch")
+  params = _params(model)
+  images = [_rand(150, 130, 5), _rand(40, 60, 6), _rand(50, 50, 7)]
+  free = enhance.Enhancer(model, params, max_memory=None, bucket=32)
+  want = free(images)
+  per_px = enhance.bytes_per_pixel((7, 32, 8, False), "float32",
+                                   enhance_too=True, backend="cpu")
+  # room for ~80x80 canvas pixels: the 150x130 image must be tiled (tile
+  # side <= 80 - 2 * 7 -> 64), the small ones go one canvas per call
+  tight = enhance.Enhancer(model, params, max_memory=int(6400 * per_px),
+                           bucket=32, batch_size=8)
+  assert tight.call_pixels(tight._enhance_fn) in range(6300, 6500)
+  assert tight._limits(tight._enhance_fn) == (
+      tight.call_pixels(tight._enhance_fn), 64)
+  got = tight(images)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  # the unbudgeted enhancer batched the two small images in one call
+  assert free.traces == 2 and tight.traces == 2
+
+
+def test_read_chunks_keep_big_photos_alone(tmp_path):
+  from PIL import Image
+  from zerodce_jax import enhance_files
+  jobs = []
+  for i, side in enumerate([10, 10, 30, 10, 10, 10]):
+    p = tmp_path / f"{i}.png"
+    Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(p)
+    jobs.append(enhance_files.Job(str(p), str(tmp_path / f"o{i}.png")))
+  (tmp_path / "bad.png").write_bytes(b"not an image")
+  jobs.insert(1, enhance_files.Job(str(tmp_path / "bad.png"), "x.png"))
+
+  class Budget:
+    batch_size, max_pixels = 2, 400
+
+  chunks = list(enhance_files._read_chunks(jobs, Budget, lambda m: None))
+  sizes = [[item[1].shape[0] for item in loaded] for loaded, _ in chunks]
+  assert sizes == [[10, 10], [30], [10, 10], [10]]
+  assert sum(bad for _, bad in chunks) == 1
+
+
+def test_cli_memory_sizes():
+  import argparse
+  from zerodce_jax import cli
+  assert cli._memory_size("1.5G") == enhance.DEFAULT_MAX_MEMORY
+  assert cli._memory_size("800M") == 800 * 2**20
+  assert cli._memory_size("none") is None
+  for bad in ("10M", "lots"):
+    with pytest.raises(argparse.ArgumentTypeError):
+      cli._memory_size(bad)
+  args = cli.build_parser().parse_args(["enhance", "x.jpg"])
+  assert args.max_memory == enhance.DEFAULT_MAX_MEMORY

@@ -188,3 +188,32 @@ def test_index_batches_are_slices_of_the_global_batch():
   both = next(ip.batches(_u8(20, 4), batch_size=8, seed=2, num_devices=2,
                          random_flip=True))
   np.testing.assert_array_equal(np.concatenate(host), both)
+
+
+def test_data_pack_writes_resized_jpegs(tmp_path, capsys):
+  from zerodce_jax import cli
+  src = tmp_path / "src"
+  (src / "sub").mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  for name in ("a.png", "sub/b.jpg"):
+    Image.fromarray(rng.integers(0, 256, (40, 30, 3), np.uint8)).save(
+        src / name)
+  (src / "broken.png").write_bytes(b"\x89PNG not really")
+  out = tmp_path / "packed"
+  assert cli.main(["data", "pack", str(src), "--out", str(out), "--size",
+                   "16", "--quality", "95"]) == 0
+  got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
+  assert got == ["a.jpg", "sub/b.jpg"]
+  captured = capsys.readouterr()
+  assert "2 images, 16x16 JPEG q95" in captured.out
+  assert "broken.png" in captured.err
+  packed, _ = ip.load_resized(ip.list_images(str(out)), 16)
+  direct, _ = ip.load_resized([str(src / "a.png"), str(src / "sub/b.jpg")],
+                              16)
+  assert packed.shape == (2, 16, 16, 3)
+  assert np.abs(packed.astype(int) - direct).mean() < 4  # JPEG error only
+  assert not list(out.rglob("*.part"))
+  (tmp_path / "empty").mkdir()
+  assert cli.main(["data", "pack", str(tmp_path / "empty"), "--out",
+                   str(out)]) == 2
+  assert cli.main(["data", "pack", str(src)]) == 2

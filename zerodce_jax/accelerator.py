@@ -246,9 +246,10 @@ def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
       done["skipped"].append(f"torch train {label}")
       continue
     try:
-      rec = _torch_train_step(torch, name, params[name], batch=batch,
-                              size=plan["train_size"], dtype=dtype,
-                              repeats=plan["repeats"])
+      size = plan["train_size"]
+      rec = bench.bench_torch_train_step(
+          name, params[name], height=size, width=size, batch=batch,
+          dtype=dtype, device=_torch_device(torch), repeats=plan["repeats"])
       log(f"train torch {label}: {rec['median_s'] * 1e3:.2f} ms")
     except Exception as e:  # noqa: BLE001 - recorded, next config
       rec = {"task": "train_step", "framework": "torch", "config": label,
@@ -288,40 +289,6 @@ def _infer_part(plan, params, peers, *, deadline: float, log) -> list[dict]:
         s for s in peers["skipped"] if "train" not in s],
                     "why": "time budget of the part"})
   return records
-
-
-def _torch_train_step(torch, name: str, params, *, batch: int, size: int,
-                      dtype: str, repeats: int) -> dict:
-  from zerodce_jax import torch_reference  # noqa: PLC0415
-  dev = _torch_device(torch)
-  arch = models.ARCHITECTURES[name]
-  net = torch_reference.from_params(params, arch).to(dev)
-  opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-4)
-  x = torch.from_numpy(bench._input(batch, size, size)).permute(  # noqa: SLF001
-      0, 3, 1, 2).contiguous().to(dev)
-  tv = 1600.0 if arch["separable"] else 200.0
-
-  def run():
-    if dtype == "bfloat16":
-      with torch.autocast(dev, dtype=torch.bfloat16):
-        enhanced, r = net(x)
-      enhanced, r = enhanced.float(), r.float()
-    else:
-      enhanced, r = net(x)
-    loss = torch_reference.official_loss(x, enhanced, r, tv_weight=tv)
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
-    opt.step()
-
-  sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-  med, mn, _ = _sync_timeit(run, repeats=repeats, sync=sync)
-  rec = bench._record(  # noqa: SLF001
-      model=name, framework="torch", task="train_step", height=size,
-      width=size, batch=batch, dtype=dtype, median_s=med, min_s=mn,
-      compile_s=0.0, mode="eager", torch=torch.__version__)
-  rec["device"] = dev
-  return rec
 
 
 def _train_part(plan, peers, *, deadline: float, log) -> list[dict]:

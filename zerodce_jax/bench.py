@@ -251,36 +251,51 @@ def bench_onnxruntime_infer(name: str, params, *, height: int, width: int,
 
 def bench_torch_train_step(name: str, params, *, height: int = 256,
                            width: int = 256, batch: int = 8,
-                           flush_denormal: bool, repeats: int = 3) -> dict:
-  """Official train step in PyTorch: forward, losses, backward, clip, Adam."""
+                           flush_denormal: bool = False,
+                           dtype: str = "float32", device: str = "cpu",
+                           repeats: int = 3) -> dict:
+  """Official train step in PyTorch: forward, losses, backward, clip, Adam
+  (eager), on ``device`` (``"cpu"``: all cores; ``"cuda"``: synchronised),
+  ``"bfloat16"`` under autocast with the losses in float32."""
   import torch  # noqa: PLC0415
   from zerodce_jax import torch_reference  # noqa: PLC0415
-  torch.set_num_threads(os.cpu_count())
-  torch.set_flush_denormal(flush_denormal)
+  if device == "cpu":
+    torch.set_num_threads(os.cpu_count())
+    torch.set_flush_denormal(flush_denormal)
   arch = models.ARCHITECTURES[name]
-  net = torch_reference.from_params(params, arch)
+  net = torch_reference.from_params(params, arch).to(device)
   opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-4)
   x = torch.from_numpy(_input(batch, height, width)).permute(0, 3, 1, 2)
-  x = x.contiguous()
+  x = x.contiguous().to(device)
   tv = 1600.0 if arch["separable"] else 200.0
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
   def run():
-    enhanced, r = net(x)
+    if dtype == "bfloat16":
+      with torch.autocast(device, dtype=torch.bfloat16):
+        enhanced, r = net(x)
+      enhanced, r = enhanced.float(), r.float()
+    else:
+      enhanced, r = net(x)
     loss = torch_reference.official_loss(x, enhanced, r, tv_weight=tv)
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
     opt.step()
+    sync()
 
   try:
-    med, mn, _ = timeit(run, repeats=repeats)
+    med, mn, _ = timeit(run, repeats=repeats, warmup=2 if device != "cpu"
+                        else 1)
   finally:
     torch.set_flush_denormal(False)
-  return _record(model=name, framework="torch", task="train_step",
-                 height=height, width=width, batch=batch, dtype="float32",
-                 median_s=med, min_s=mn, compile_s=0.0,
-                 flush_denormal=flush_denormal, torch=torch.__version__,
-                 threads=torch.get_num_threads())
+  rec = _record(model=name, framework="torch", task="train_step",
+                height=height, width=width, batch=batch, dtype=dtype,
+                median_s=med, min_s=mn, compile_s=0.0,
+                flush_denormal=flush_denormal, torch=torch.__version__,
+                threads=torch.get_num_threads(), mode="eager")
+  rec["device"] = device
+  return rec
 
 
 def bench_matmul_peak(*, n: int = 2048, dtype: str = "float32",

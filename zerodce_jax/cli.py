@@ -72,7 +72,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
       enhancer, err = _load_enhancer(
           args.weights or params_io.DEFAULT_WEIGHTS, args.scale_factor,
           dtype=args.dtype, batch_size=args.batch, tile=args.tile,
-          max_pixels=int(args.max_megapixels * 1e6))
+          max_pixels=int(args.max_megapixels * 1e6),
+          max_memory=args.max_memory)
     if err:
       print(f"zerodce enhance: {err}", file=sys.stderr)
       return 2
@@ -160,6 +161,23 @@ def _load_enhancer(weights: str, scale_factor: int, *,
       **arch, dtype=jnp.bfloat16 if dtype == "bfloat16" else jnp.float32,
       scale_factor=scale_factor if arch["separable"] else 1)
   return enhance.Enhancer(model, params, **enhancer_options), None
+
+
+def _memory_size(text: str) -> int | None:
+  """``1.5G``, ``800M``, ``2048K``, a byte count, or ``none``."""
+  t = text.strip().lower()
+  if t in ("none", "0", "unlimited"):
+    return None
+  units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+  scale = units.get(t[-1:], 1)
+  try:
+    value = float(t[:-1] if t[-1:] in units else t) * scale
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: a size such as 1.5G, 800M or none") from None
+  if value < 64 * 2**20:
+    raise argparse.ArgumentTypeError(f"{text!r}: at least 64M")
+  return int(value)
 
 
 def _load_onnx_enhancer(path: str, **options):
@@ -480,9 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
                  help="enhance the bundled low-light sample (implies "
                  "--compare)")
   p.add_argument("--batch", type=int, default=8,
-                 help="images (or tiles) per compiled call (default 8)")
+                 help="most images (or tiles) per compiled call (default 8; "
+                 "fewer when --max-memory says so)")
   p.add_argument("--tile", type=int, default=1024,
-                 help="tile size for large images (default 1024)")
+                 help="largest tile size for large images (default 1024; "
+                 "smaller when --max-memory says so)")
+  p.add_argument("--max-memory", type=_memory_size,
+                 default="1.5G", metavar="SIZE",
+                 help="working memory of the network per call, e.g. 1.5G, "
+                 "800M or 'none' (default 1.5G: any photo runs in about "
+                 "this much above its decoded pixels and its output); "
+                 "batch, tiling and tile size are chosen to fit")
   p.add_argument("--max-megapixels", type=float, default=4.2,
                  help="images larger than this are processed in tiles, "
                  "exactly (default 4.2)")
@@ -576,7 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
           "like the field; unknown fields are errors). Running the same "
           "command on an existing --workdir resumes from its last complete "
           "checkpoint and ends with exactly the params of an uninterrupted "
-          "run. Data-parallel over all local devices (jax.pmap).\n\n"
+          "run. Data-parallel over all devices (shard_map; "
+          "--config.parallel=pmap for jax.pmap); "
+          "--config.data.pipeline=device makes the batches on the "
+          "accelerator.\n\n"
           "examples:\n"
           "  zerodce train --config configs/smoke.py --workdir /tmp/smoke\n"
           "  zerodce train --config configs/zerodce_official.py --workdir "
@@ -673,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
           "folder for a machine with little room (an accelerator lease): "
           "each image resized once to --size (Lanczos, as the official "
           "loader) and saved as JPEG --quality with full chroma; the 2,002 "
-          "official training images become about 46 MiB at 256/q90."),
+          "official training images become about 41 MiB at 256/q90."),
       formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("action", choices=("build", "layout", "pack"))
   p.add_argument("name", help="dataset name (build/layout) or image folder "

@@ -24,6 +24,7 @@ Arrays here are NumPy, ``[H, W, 3]`` float32 in [0, 1] unless said otherwise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Iterable, Sequence
 
@@ -33,7 +34,12 @@ import numpy as np
 
 from zerodce_jax import curves, image_io, models, resize
 
-__all__ = ["Enhancer", "enhance", "receptive_radius"]
+__all__ = ["Enhancer", "enhance", "receptive_radius", "DEFAULT_MAX_MEMORY",
+           "bytes_per_pixel"]
+
+# Working memory of one compiled call unless told otherwise: big photos then
+# run in about this much above their decoded pixels and output.
+DEFAULT_MAX_MEMORY = 1536 * 2**20
 
 
 def receptive_radius(model: models.DCENet) -> int:
@@ -49,6 +55,39 @@ def _pow2(n: int) -> int:
   return 1 << max(0, (n - 1).bit_length())
 
 
+@functools.lru_cache(maxsize=64)
+def bytes_per_pixel(arch: tuple[int, int, int, bool], dtype: str, *,
+                    enhance_too: bool, backend: str) -> float:
+  """Working memory of the masked network per canvas pixel on ``backend``.
+
+  Read from XLA's memory analysis (temporaries + arguments + outputs) of the
+  network compiled for one 256x256 canvas (activations are linear in the
+  pixels); where a backend gives no analysis, 1 KiB per pixel per 32
+  channels of width is assumed. ``arch``: ``(depth, width, iterations,
+  separable)``. Cached: it does not depend on the weights.
+  """
+  depth, width, iterations, separable = arch
+  model = models.DCENet(depth=depth, width=width, iterations=iterations,
+                        separable=separable, dtype=jnp.dtype(dtype))
+  side = 256
+  x = jax.ShapeDtypeStruct((1, side, side, 3), model.dtype)
+  m = jax.ShapeDtypeStruct((1, side, side, 1), model.dtype)
+  params = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
+
+  def run(p, x, m):
+    maps = model.apply({"params": p}, x, m, method=model.estimate)
+    return (curves.apply_curves(x, maps, iterations=model.iterations)
+            if enhance_too else maps)
+
+  try:
+    ma = jax.jit(run).lower(params, x, m).compile().memory_analysis()
+    total = (ma.temp_size_in_bytes + ma.argument_size_in_bytes
+             + ma.output_size_in_bytes)
+  except Exception:  # noqa: BLE001 - no analysis on this backend
+    total = 1024 * width / 32 * side**2
+  return total / side**2
+
+
 @dataclasses.dataclass
 class Enhancer:
   """Enhances batches of images with one model and a compile cache.
@@ -62,6 +101,11 @@ class Enhancer:
     tile: tile core size in pixels.
     batch_size: most images (or tiles) per compiled call.
     strip_rows: rows per full-resolution strip for Zero-DCE++ scaled maps.
+    max_memory: bytes of working memory one compiled call may use (its
+      activations, inputs and outputs, as XLA's ``memory_analysis`` of the
+      compiled network reports them per pixel on this backend); the batch,
+      the tiling threshold and the tile size shrink to fit. ``None``: no
+      budget (``batch_size``, ``max_pixels`` and ``tile`` as given).
     traces: how many times a compiled function was traced (for tests).
   """
   model: models.DCENet
@@ -71,6 +115,7 @@ class Enhancer:
   tile: int = 1024
   batch_size: int = 8
   strip_rows: int = 512
+  max_memory: int | None = DEFAULT_MAX_MEMORY
   traces: int = 0
 
   def __post_init__(self):
@@ -99,16 +144,40 @@ class Enhancer:
 
     self._strip_fn = jax.jit(curve_strip)
 
+  # ------------------------------------------------------- memory budget --
+  def call_pixels(self, fn) -> int:
+    """Most canvas pixels (summed over a batch) one call of ``fn`` (the
+    enhancing or the map-only network) may take under ``max_memory``;
+    unbounded without a budget (see ``bytes_per_pixel``)."""
+    if self.max_memory is None:
+      return 1 << 62
+    m = self.model
+    per_pixel = bytes_per_pixel(
+        (m.depth, m.width, m.iterations, m.separable), jnp.dtype(m.dtype).name,
+        enhance_too=fn is self._enhance_fn, backend=jax.default_backend())
+    return max(1, int(self.max_memory / per_pixel))
+
+  def _limits(self, fn) -> tuple[int, int]:
+    """``(tiling threshold in pixels, tile core side)`` under the budget."""
+    budget = self.call_pixels(fn)
+    r = receptive_radius(self.model)
+    side = int(math.isqrt(budget)) - 2 * r
+    tile = min(self.tile, max(self.bucket, side // self.bucket * self.bucket))
+    return min(self.max_pixels, budget), tile
+
   # ------------------------------------------------------------ conv nets --
   def _run_canvases(self, fn, canvases: list[np.ndarray],
                     masks: list[np.ndarray]) -> list[np.ndarray]:
     """Runs ``fn`` on same-shape canvases, batched by powers of two."""
     outs = []
-    for start in range(0, len(canvases), self.batch_size):
-      xs = canvases[start:start + self.batch_size]
-      ms = masks[start:start + self.batch_size]
+    fit = self.call_pixels(fn) // (canvases[0].shape[0] *
+                                   canvases[0].shape[1])
+    per_call = max(1, min(self.batch_size, 1 << max(0, fit.bit_length() - 1)))
+    for start in range(0, len(canvases), per_call):
+      xs = canvases[start:start + per_call]
+      ms = masks[start:start + per_call]
       n = len(xs)
-      b = min(_pow2(n), self.batch_size)
+      b = min(_pow2(n), per_call)
       x = np.zeros((b,) + xs[0].shape, np.float32)
       m = np.zeros((b,) + ms[0].shape, np.float32)
       x[:n], m[:n] = xs, ms
@@ -143,7 +212,7 @@ class Enhancer:
   def _tiled(self, fn, image: np.ndarray, out_channels: int) -> np.ndarray:
     """One large image through ``fn`` in halo tiles; exact."""
     h, w = image.shape[:2]
-    t, r = self.tile, receptive_radius(self.model)
+    t, r = self._limits(fn)[1], receptive_radius(self.model)
     size = t + 2 * r
     out = np.empty((h, w, out_channels), np.float32)
     cores = [(y, x) for y in range(0, h, t) for x in range(0, w, t)]
@@ -167,8 +236,10 @@ class Enhancer:
 
   def _through_net(self, fn, images: Sequence[np.ndarray],
                    out_channels: int) -> list[np.ndarray]:
+    limit = self._limits(fn)[0]
     small = [i for i, im in enumerate(images)
-             if im.shape[0] * im.shape[1] <= self.max_pixels]
+             if _round_up(im.shape[0], self.bucket)
+             * _round_up(im.shape[1], self.bucket) <= limit]
     results: list[np.ndarray | None] = [None] * len(images)
     for i, y in zip(small, self._bucketed(fn, [images[i] for i in small])):
       results[i] = y

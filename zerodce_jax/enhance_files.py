@@ -88,6 +88,32 @@ def side_by_side(before: np.ndarray, after: np.ndarray, *,
   return out
 
 
+def _read_chunks(jobs: Sequence[Job], enhancer, report):
+  """``(loaded, n_unreadable)`` chunks: up to ``enhancer.batch_size``
+  images, and no more decoded pixels than ``enhancer.max_pixels`` unless a
+  single image has more (a big photo is read, enhanced and written alone,
+  so memory does not grow with the batch)."""
+  loaded, pixels, bad = [], 0, 0
+  for job in jobs:
+    try:
+      item = (job, *image_io.read_image(job.src))
+    except image_io.ImageError as e:
+      report(f"zerodce enhance: {e}")
+      bad += 1
+      continue
+    n = item[1].shape[0] * item[1].shape[1]
+    if loaded and pixels + n > enhancer.max_pixels:
+      yield loaded, bad
+      loaded, pixels, bad = [], 0, 0
+    loaded.append(item)
+    pixels += n
+    if len(loaded) >= enhancer.batch_size:
+      yield loaded, bad
+      loaded, pixels, bad = [], 0, 0
+  if loaded or bad:
+    yield loaded, bad
+
+
 def enhance_paths(jobs: Sequence[Job], enhancer: enhance_lib.Enhancer, *,
                   fmt: str | None = None, compare: bool = False,
                   progress: bool = True,
@@ -95,8 +121,9 @@ def enhance_paths(jobs: Sequence[Job], enhancer: enhance_lib.Enhancer, *,
                       m, file=sys.stderr)) -> tuple[int, int]:
   """Enhances files; a bad file is reported and skipped, never fatal.
 
-  Images are read a batch at a time (``enhancer.batch_size``) and enhanced
-  together (same-bucket images share one compiled call).
+  Images are read a batch at a time (up to ``enhancer.batch_size`` images
+  and ``enhancer.max_pixels`` decoded pixels, or one bigger image) and
+  enhanced together (same-bucket images share one compiled call).
 
   Returns:
     ``(n_ok, n_failed)``.
@@ -108,17 +135,10 @@ def enhance_paths(jobs: Sequence[Job], enhancer: enhance_lib.Enhancer, *,
   bar = tqdm(total=len(jobs), unit="img", disable=not progress,
              file=sys.stderr) if tqdm else None
   ok = failed = 0
-  for start in range(0, len(jobs), enhancer.batch_size):
-    chunk = jobs[start:start + enhancer.batch_size]
-    loaded = []
-    for job in chunk:
-      try:
-        loaded.append((job, *image_io.read_image(job.src)))
-      except image_io.ImageError as e:
-        report(f"zerodce enhance: {e}")
-        failed += 1
-        if bar:
-          bar.update(1)
+  for loaded, bad in _read_chunks(jobs, enhancer, report):
+    failed += bad
+    if bar:
+      bar.update(bad)
     if not loaded:
       continue
     try:

@@ -65,6 +65,20 @@ def resize_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
   return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS))
 
 
+def _readable(paths: Sequence[str], report) -> Iterator[tuple]:
+  """``(path, rgb, info)`` of each file ``image_io`` reads; the others are
+  reported (``skipping ...``) and left out."""
+  from zerodce_jax import image_io  # noqa: PLC0415
+  for p in paths:
+    try:
+      rgb, info = image_io.read_image(p)
+    except image_io.ImageError as e:
+      if report is not None:
+        report(f"skipping {e}")
+      continue
+    yield p, rgb, info
+
+
 def load_resized(paths: Sequence[str], size: int, *,
                  report=None) -> tuple[np.ndarray, list[str]]:
   """Loads image files resized to ``size x size``.
@@ -76,15 +90,8 @@ def load_resized(paths: Sequence[str], size: int, *,
   Returns:
     ``(images, kept)``: ``[N, size, size, 3]`` uint8 and the paths loaded.
   """
-  from zerodce_jax import image_io  # noqa: PLC0415
   out, kept = [], []
-  for p in paths:
-    try:
-      rgb, info = image_io.read_image(p)
-    except image_io.ImageError as e:
-      if report is not None:
-        report(f"skipping {e}")
-      continue
+  for p, rgb, info in _readable(paths, report):
     if report is not None and (info.gray or info.alpha is not None):
       report(f"{p}: {'grey' if info.gray else 'RGBA'} image used as RGB")
     out.append(resize_uint8(rgb, size))
@@ -106,16 +113,8 @@ def pack_resized(src: str, out: str, *, size: int = 256, quality: int = 90,
   Returns:
     ``(images written, bytes written)``.
   """
-  from zerodce_jax import image_io  # noqa: PLC0415
-  paths = list_images(src)
   written = total = 0
-  for p in paths:
-    try:
-      rgb, _ = image_io.read_image(p)
-    except image_io.ImageError as e:
-      if report is not None:
-        report(f"skipping {e}")
-      continue
+  for p, rgb, _ in _readable(list_images(src), report):
     rel = os.path.splitext(os.path.relpath(p, src))[0] + ".jpg"
     dst = os.path.join(out, rel)
     os.makedirs(os.path.dirname(dst), exist_ok=True)

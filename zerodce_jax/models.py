@@ -88,10 +88,18 @@ def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
 KERNEL_CHOICES = ("auto", "native", "tuned")
 
 
-def _check_kernels(kernels: str) -> None:
+def _per_platform(kernels: str, *args: jax.Array, tuned: Callable,
+                  native: Callable) -> jax.Array:
+  """``tuned(*args)`` lowered for CPU and ``native(*args)`` elsewhere
+  (``kernels="auto"``), or the one ``kernels`` names."""
   if kernels not in KERNEL_CHOICES:
     raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got "
                      f"{kernels!r}")
+  if kernels == "native":
+    return native(*args)
+  if kernels == "tuned":
+    return tuned(*args)
+  return jax.lax.platform_dependent(*args, cpu=tuned, default=native)
 
 
 def conv3x3(x: jax.Array, kernel: jax.Array, *,
@@ -113,13 +121,8 @@ def conv3x3(x: jax.Array, kernel: jax.Array, *,
     ``[B, H, W, Cout]``; every choice gives the same values to float32
     rounding.
   """
-  _check_kernels(kernels)
-  if kernels == "native":
-    return _conv_same(x, kernel)
-  if kernels == "tuned":
-    return _conv3x3_tuned(x, kernel)
-  return jax.lax.platform_dependent(x, kernel, cpu=_conv3x3_tuned,
-                                    default=_conv_same)
+  return _per_platform(kernels, x, kernel, tuned=_conv3x3_tuned,
+                       native=_conv_same)
 
 
 @jax.custom_vjp
@@ -211,13 +214,8 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, *,
   Returns:
     ``[B, H, W, C]``, the same values (to float32 rounding) for every choice.
   """
-  _check_kernels(kernels)
-  if kernels == "native":
-    return _depthwise_native(x, kernel)
-  if kernels == "tuned":
-    return _depthwise_shifted(x, kernel)
-  return jax.lax.platform_dependent(x, kernel, cpu=_depthwise_shifted,
-                                    default=_depthwise_native)
+  return _per_platform(kernels, x, kernel, tuned=_depthwise_shifted,
+                       native=_depthwise_native)
 
 
 def _depthwise_native(x: jax.Array, kernel: jax.Array) -> jax.Array:

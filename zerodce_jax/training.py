@@ -110,9 +110,8 @@ def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
     process's share of the global batch, ``[len(devices), per_device, H, W,
     3]`` float32 images, or with ``make_batch`` int32 indices ``[len(devices),
     per_device]`` into ``images`` (from ``place_images``). One device in one
-    process: plain ``jax.jit`` of the step on ``data[0]`` (on CPU, ``pmap``
-    over a single device cost 25% more per step: 4.8 s vs 3.9 s at
-    8x256x256, measured 2026-11-25).
+    process: plain ``jax.jit`` of the step on ``data[0]`` (cheaper than a
+    one-device mesh on CPU: README, "Training").
   """
   if parallel not in PARALLEL_CHOICES:
     raise ValueError(f"parallel must be one of {PARALLEL_CHOICES}, got "
