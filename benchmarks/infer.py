@@ -1,7 +1,7 @@
 """Inference runtime: Zero-DCE and Zero-DCE++ (scale 1 and 12), JAX vs peers.
 
     python benchmarks/infer.py [--vs-torch] [--vs-onnxruntime] [--quick]
-                               [--plan full|peers]
+                               [--plan full|peers|strongest]
 
 full (default): sizes 256x256, 512x512, 1200x900 (the paper's), 1920x1080,
 3840x2160; batch 1 and 4 (4 at the two smaller sizes); float32 and bfloat16.
@@ -9,6 +9,9 @@ peers: 256x256, 1200x900 and 1920x1080 at batch 1 and 4, float32 only (the
 comparison with PyTorch and onnxruntime), written as infer_peers.json/png;
 PyTorch runs with flush-denormal only (with the official weights' denormals
 kept it was 50x slower on one of our CPUs: 4.04 s vs 0.080 s at 256x256).
+strongest: 1200x900 and 1920x1080 at batch 1 against every PyTorch mode
+(eager NCHW, channels_last, torch.compile; flush-denormal) and onnxruntime,
+written as infer_strongest.json/png.
 Median of repeated runs after compilation (compile time reported apart).
 Writes OUT/infer.json and OUT/infer.png (full plan).
 """
@@ -24,11 +27,15 @@ from zerodce_jax import bench  # noqa: E402
 
 def main(argv=None):
   ap = _common.parser(__doc__)
-  ap.add_argument("--plan", choices=("full", "peers"), default="full")
+  ap.add_argument("--plan", choices=("full", "peers", "strongest"),
+                  default="full")
   args = ap.parse_args(argv)
   if args.quick:
     plan = [dict(sizes=[(24, 36)], batches=[1], dtypes=["float32"])]
     args.repeats = 1
+  elif args.plan == "strongest":
+    plan = [dict(sizes=[(900, 1200), (1080, 1920)], batches=[1],
+                 dtypes=["float32"], torch_flush_modes=(True,))]
   elif args.plan == "peers":
     plan = [dict(sizes=[(256, 256), (900, 1200), (1080, 1920)],
                  batches=[1, 4], dtypes=["float32"],
@@ -43,7 +50,8 @@ def main(argv=None):
     records += bench.run(tasks=["infer"], vs_torch=args.vs_torch,
                          vs_onnxruntime=args.vs_onnxruntime,
                          repeats=args.repeats, shared=args.shared, **p)
-  name = "infer_peers" if args.plan == "peers" and not args.quick else "infer"
+  name = ("infer" if args.quick or args.plan == "full"
+          else f"infer_{args.plan}")
   _common.finish(records, args.out, name, "zerodce-jax inference")
   return 0
 

@@ -138,3 +138,40 @@ def test_accelerator_command_quick(tmp_path):
   assert recipe["overrides"]["data.pipeline"] == "device"
   _, arch, source = params_io.load_weights(str(out / "zerodce_official.msgpack"))
   assert arch["depth"] == 7 and "step 4 of 4" in source
+
+
+def test_ratios_name_the_fastest_torch_mode():
+  base = dict(task="infer", model="zerodce", height=9, width=9, batch=1,
+              dtype="float32")
+  recs = [dict(base, framework="jax", median_s=1.0),
+          dict(base, framework="torch", mode="eager", flush_denormal=True,
+               median_s=3.0),
+          dict(base, framework="torch", mode="channels_last",
+               flush_denormal=True, median_s=1.6),
+          dict(base, framework="torch", mode="compile", flush_denormal=False,
+               median_s=1.25),
+          dict(base, framework="torch", mode="eager", flush_denormal=False,
+               median_s=40.0)]
+  (r,) = bench.ratios(recs)
+  assert r["best_peer"] == "torch compile (default)"
+  assert r["speedup_vs_best_peer"] == 1.25
+  assert (r["torch_default_s"], r["torch_ftz_s"]) == (1.25, 1.6)
+
+
+@pytest.mark.slow
+def test_zerodce_bench_times_training_as_zerodce_train_runs_it(tmp_path):
+  env = {k: v for k, v in __import__("os").environ.items()
+         if k != "XLA_FLAGS"}
+  out = tmp_path / "b.json"
+  r = subprocess.run([sys.executable, "-m", "zerodce_jax", "bench",
+                      "--models", "zerodce", "--sizes", "48x32",
+                      "--tasks", "infer,train_step", "--train-batch", "2",
+                      "--devices", "2", "--repeats", "1", "--scale-factors",
+                      "1", "--vs-onnxruntime", "--json", str(out)],
+                     capture_output=True, text=True, timeout=600, cwd=ROOT,
+                     env=env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  recs = json.loads(out.read_text())["records"]
+  steps = [x for x in recs if x["task"] == "train_step"]
+  assert sorted(x["devices"] for x in steps) == [1, 2]
+  assert "the fastest peer (onnxruntime)" in r.stdout

@@ -140,50 +140,6 @@ def _jax_infer(name: str, params, *, h: int, w: int, batch: int, dtype: str,
   return rec, np.asarray(fn(p, x)[:1], np.float32)
 
 
-def _torch_infer(torch, name: str, params, *, h: int, w: int, batch: int,
-                 dtype: str, scale: int, mode: str, repeats: int
-                 ) -> tuple[dict, np.ndarray]:
-  from zerodce_jax import torch_reference  # noqa: PLC0415
-  dev = _torch_device(torch)
-  arch = models.ARCHITECTURES[name]
-  sf = scale if arch["separable"] else 1
-  net = torch_reference.from_params(params, arch, scale_factor=sf).eval()
-  net = net.to(dev)
-  x = torch.from_numpy(bench._input(batch, h, w)).permute(  # noqa: SLF001
-      0, 3, 1, 2).contiguous().to(dev)
-  if mode in ("channels_last", "compile"):
-    net = net.to(memory_format=torch.channels_last)
-    x = x.contiguous(memory_format=torch.channels_last)
-  compile_s = 0.0
-  if mode == "compile":
-    t = time.perf_counter()
-    net = torch.compile(net)
-  autocast = (torch.autocast(dev, dtype=torch.bfloat16)
-              if dtype == "bfloat16" else None)
-
-  def call():
-    with torch.no_grad():
-      if autocast is None:
-        return net(x)[0]
-      with torch.autocast(dev, dtype=torch.bfloat16):
-        return net(x)[0]
-
-  sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-  if mode == "compile":
-    call()
-    sync()
-    compile_s = time.perf_counter() - t
-  med, mn, _ = _sync_timeit(call, repeats=repeats, sync=sync)
-  out = call()[:1].float().permute(0, 2, 3, 1).cpu().numpy()
-  rec = bench._record(  # noqa: SLF001
-      model=bench._label(name, sf), framework="torch", task="infer",  # noqa: SLF001
-      height=h, width=w, batch=batch, dtype=dtype, median_s=med, min_s=mn,
-      compile_s=compile_s, mode=mode, torch=torch.__version__,
-      ms_per_image=med / batch * 1e3)
-  rec["device"] = dev
-  return rec, out
-
-
 def _infer_configs(plan):
   """``(group, name, scale, h, w, batch, dtype, label)``; ``group`` numbers
   the models, each of which gets an equal share of a part's time."""
@@ -231,9 +187,10 @@ def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
         done["skipped"].append(f"torch-{mode} {label}")
         continue
       try:
-        rec, out = _torch_infer(torch, name, params[name], h=h, w=w,
-                                batch=batch, dtype=dtype, scale=scale,
-                                mode=mode, repeats=plan["repeats"])
+        rec, out = bench.bench_torch_infer(
+            name, params[name], height=h, width=w, batch=batch, dtype=dtype,
+            scale_factor=scale, mode=mode, device=_torch_device(torch),
+            repeats=plan["repeats"], return_output=True)
         done["infer"].setdefault(label, []).append((rec, out))
         log(f"infer torch-{mode} {label}: {rec['median_s'] * 1e3:.3f} ms")
       except Exception as e:  # noqa: BLE001 - recorded, next config

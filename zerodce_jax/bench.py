@@ -25,7 +25,7 @@ from zerodce_jax import models, training
 
 __all__ = ["timeit", "flops_per_pixel", "model_flops", "machine_info",
            "bench_jax_infer", "bench_jax_train_step", "bench_torch_infer",
-           "bench_torch_train_step", "bench_onnxruntime_infer",
+           "bench_torch_train_step", "bench_onnxruntime_infer", "TORCH_MODES",
            "onnxruntime_available", "peer_label", "bench_matmul_peak",
            "format_records",
            "write_json", "plot_records", "torch_available", "run",
@@ -184,34 +184,73 @@ def torch_available() -> bool:
     return False
 
 
+TORCH_MODES = ("eager", "channels_last", "compile")
+
+
 def bench_torch_infer(name: str, params, *, height: int, width: int,
                       batch: int = 1, scale_factor: int = 1,
-                      flush_denormal: bool, repeats: int = 5) -> dict:
-  """The official model (re-written in PyTorch) on the same input."""
+                      flush_denormal: bool = False, mode: str = "eager",
+                      dtype: str = "float32", device: str = "cpu",
+                      repeats: int = 5, return_output: bool = False):
+  """The official model (re-written in PyTorch) on the same input.
+
+  Args:
+    mode: ``"eager"`` (NCHW), ``"channels_last"`` (eager, NHWC memory
+      format) or ``"compile"`` (``torch.compile``, default inductor, on
+      channels_last; its compilation is timed apart as ``compile_s``).
+    dtype: ``"bfloat16"`` runs under autocast.
+    device: ``"cpu"`` (all cores; ``flush_denormal`` applies) or ``"cuda"``
+      (synchronised).
+    return_output: also return the first enhanced image, NHWC float32.
+  """
   import torch  # noqa: PLC0415
   from zerodce_jax import torch_reference  # noqa: PLC0415
-  torch.set_num_threads(os.cpu_count())
-  torch.set_flush_denormal(flush_denormal)
+  if mode not in TORCH_MODES:
+    raise ValueError(f"mode must be one of {TORCH_MODES}, got {mode!r}")
+  if device == "cpu":
+    torch.set_num_threads(os.cpu_count())
+    torch.set_flush_denormal(flush_denormal)
   arch = models.ARCHITECTURES[name]
+  sf = scale_factor if arch["separable"] else 1
   net = torch_reference.from_params(params, arch,
-                                    scale_factor=scale_factor
-                                    if arch["separable"] else 1).eval()
+                                    scale_factor=sf).eval().to(device)
   x = torch.from_numpy(_input(batch, height, width)).permute(0, 3, 1, 2)
-  x = x.contiguous()
+  x = x.contiguous().to(device)
+  if mode != "eager":
+    net = net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
-  def run():
+  def call():
     with torch.no_grad():
-      net(x)
+      if dtype == "bfloat16":
+        with torch.autocast(device, dtype=torch.bfloat16):
+          y = net(x)[0]
+      else:
+        y = net(x)[0]
+    sync()
+    return y
 
+  compile_s = 0.0
   try:
-    med, mn, _ = timeit(run, repeats=repeats)
+    if mode == "compile":
+      t = time.perf_counter()
+      net = torch.compile(net)
+      call()
+      compile_s = time.perf_counter() - t
+    med, mn, _ = timeit(call, repeats=repeats, warmup=2)
+    out = (call()[:1].float().permute(0, 2, 3, 1).cpu().numpy()
+           if return_output else None)
   finally:
     torch.set_flush_denormal(False)
-  return _record(model=_label(name, net.scale_factor), framework="torch",
-                 task="infer", height=height, width=width, batch=batch,
-                 dtype="float32", median_s=med, min_s=mn, compile_s=0.0,
-                 flush_denormal=flush_denormal, torch=torch.__version__,
-                 threads=torch.get_num_threads())
+  rec = _record(model=_label(name, sf), framework="torch", task="infer",
+                height=height, width=width, batch=batch, dtype=dtype,
+                median_s=med, min_s=mn, compile_s=compile_s, mode=mode,
+                flush_denormal=flush_denormal, torch=torch.__version__,
+                threads=torch.get_num_threads(),
+                ms_per_image=med / batch * 1e3)
+  rec["device"] = device
+  return (rec, out) if return_output else rec
 
 
 def onnxruntime_available() -> bool:
@@ -253,10 +292,11 @@ def bench_torch_train_step(name: str, params, *, height: int = 256,
                            width: int = 256, batch: int = 8,
                            flush_denormal: bool = False,
                            dtype: str = "float32", device: str = "cpu",
-                           repeats: int = 3) -> dict:
-  """Official train step in PyTorch: forward, losses, backward, clip, Adam
-  (eager), on ``device`` (``"cpu"``: all cores; ``"cuda"``: synchronised),
-  ``"bfloat16"`` under autocast with the losses in float32."""
+                           mode: str = "eager", repeats: int = 3) -> dict:
+  """Official train step in PyTorch: forward, losses, backward, clip, Adam,
+  eager (NCHW, or ``mode="channels_last"``), on ``device`` (``"cpu"``: all
+  cores; ``"cuda"``: synchronised), ``"bfloat16"`` under autocast with the
+  losses in float32."""
   import torch  # noqa: PLC0415
   from zerodce_jax import torch_reference  # noqa: PLC0415
   if device == "cpu":
@@ -267,6 +307,12 @@ def bench_torch_train_step(name: str, params, *, height: int = 256,
   opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-4)
   x = torch.from_numpy(_input(batch, height, width)).permute(0, 3, 1, 2)
   x = x.contiguous().to(device)
+  if mode == "channels_last":
+    net = net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+  elif mode != "eager":
+    raise ValueError(f"train-step mode must be eager or channels_last, got "
+                     f"{mode!r}")
   tv = 1600.0 if arch["separable"] else 200.0
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
@@ -293,7 +339,7 @@ def bench_torch_train_step(name: str, params, *, height: int = 256,
                 height=height, width=width, batch=batch, dtype=dtype,
                 median_s=med, min_s=mn, compile_s=0.0,
                 flush_denormal=flush_denormal, torch=torch.__version__,
-                threads=torch.get_num_threads(), mode="eager")
+                threads=torch.get_num_threads(), mode=mode)
   rec["device"] = device
   return rec
 
@@ -315,7 +361,8 @@ def bench_matmul_peak(*, n: int = 2048, dtype: str = "float32",
 def format_records(records: Sequence[dict]) -> str:
   """A terminal table of benchmark records."""
   cols = [("task", "{:<11}"), ("model", "{:<14}"), ("framework", "{:<6}"),
-          ("flush_denormal", "{!s:<6}"), ("height", "{:>5}"),
+          ("mode", "{:<13}"), ("flush_denormal", "{!s:<6}"),
+          ("height", "{:>5}"),
           ("width", "{:>5}"), ("batch", "{:>5}"), ("devices", "{:>3}"),
           ("dtype", "{:<8}"),
           ("median_s", "{:>10.4f}"), ("compile_s", "{:>9.2f}"),
@@ -421,7 +468,8 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
         batches: Sequence[int] = (1,), dtypes: Sequence[str] = ("float32",),
         tasks: Sequence[str] = ("infer",), scale_factors: Sequence[int] = (
             1, 12), vs_torch: bool = False, vs_onnxruntime: bool = False,
-        torch_flush_modes: Sequence[bool] = (False, True), repeats: int = 5,
+        torch_flush_modes: Sequence[bool] = (False, True),
+        torch_modes: Sequence[str] = TORCH_MODES, repeats: int = 5,
         train_size: int = 256, train_batch: int = 8,
         device_counts: Sequence[int] = (1,), shared: str | None = None,
         log: Callable[[str], None] = print) -> list[dict]:
@@ -429,8 +477,10 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
 
   ``sizes`` are (height, width). ``tasks``: ``infer``, ``train_step``,
   ``roofline`` (matmul peak). Torch runs (``vs_torch``) use the official
-  weights, once as users run them (denormals kept, default CPU mode) and once
-  with ``torch.set_flush_denormal(True)`` (``torch_flush_modes`` picks);
+  weights, in each of ``torch_modes`` (eager NCHW, eager ``channels_last``,
+  ``torch.compile``), each as users run them (denormals kept, default CPU
+  mode) and with ``torch.set_flush_denormal(True)`` (``torch_flush_modes``
+  picks); inference only for ``torch.compile``;
   onnxruntime runs
   (``vs_onnxruntime``, inference only) the same weights exported to ONNX.
   All JAX runs come first and all peer runs after them: a JAX run just after
@@ -469,10 +519,12 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
                                   dtype=dt, scale_factor=sf, repeats=repeats)
               add({**r, "weights": origin})
             if vs_torch:
-              for ftz in torch_flush_modes:
-                torch_jobs.append((origin, functools.partial(
-                    bench_torch_infer, name, raw, height=h, width=w, batch=b,
-                    scale_factor=sf, flush_denormal=ftz, repeats=repeats)))
+              for mode in torch_modes:
+                for ftz in torch_flush_modes:
+                  torch_jobs.append((origin, functools.partial(
+                      bench_torch_infer, name, raw, height=h, width=w,
+                      batch=b, scale_factor=sf, flush_denormal=ftz,
+                      mode=mode, repeats=repeats)))
             if vs_onnxruntime:
               torch_jobs.append((origin, functools.partial(
                   bench_onnxruntime_infer, name, params, height=h, width=w,
@@ -486,11 +538,12 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
                                    batch=train_batch, dtype=dt, devices=d,
                                    repeats=max(1, repeats // 2)))
       if vs_torch:
-        for ftz in torch_flush_modes:
-          torch_jobs.append((origin, functools.partial(
-              bench_torch_train_step, name, raw, height=train_size,
-              width=train_size, batch=train_batch, flush_denormal=ftz,
-              repeats=max(1, repeats // 2))))
+        for mode in [m for m in torch_modes if m != "compile"]:
+          for ftz in torch_flush_modes:
+            torch_jobs.append((origin, functools.partial(
+                bench_torch_train_step, name, raw, height=train_size,
+                width=train_size, batch=train_batch, flush_denormal=ftz,
+                mode=mode, repeats=max(1, repeats // 2))))
   if "roofline" in tasks:
     for dt in dtypes:
       add(bench_matmul_peak(dtype=dt, repeats=repeats))
@@ -501,10 +554,13 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
 
 def peer_label(r: dict) -> str:
   """How a non-JAX record is named in tables: ``torch (default)``,
-  ``torch (flush-denormal)``, ``onnxruntime``."""
+  ``torch channels_last (flush-denormal)``, ``torch compile (default)``,
+  ``onnxruntime``."""
   if r["framework"] == "torch":
-    return ("torch (flush-denormal)" if r.get("flush_denormal")
-            else "torch (default)")
+    mode = r.get("mode", "eager")
+    name = "torch" if mode == "eager" else f"torch {mode}"
+    return name + (" (flush-denormal)" if r.get("flush_denormal")
+                   else " (default)")
   return r["framework"]
 
 
@@ -512,9 +568,11 @@ def ratios(records: Sequence[dict]) -> list[dict]:
   """Speed of JAX relative to the fastest peer run of the same work.
 
   One row per float32 JAX run (task, model, size, batch, devices) that has
-  a peer (PyTorch, onnxruntime) counterpart: ``speedup_vs_best_peer`` =
-  fastest peer median / JAX median (> 1: JAX is faster), ``best_peer`` its
-  label; ``speedup_vs_best_torch`` likewise against PyTorch alone.
+  a peer (PyTorch in any mode, onnxruntime) counterpart:
+  ``speedup_vs_best_peer`` = fastest peer median / JAX median (> 1: JAX is
+  faster), ``best_peer`` its label; ``speedup_vs_best_torch`` likewise
+  against PyTorch alone; ``torch_default_s`` / ``torch_ftz_s`` the fastest
+  PyTorch mode without / with flush-denormal.
   """
   out = []
   key = lambda r: (r["task"], r["model"], r["height"], r["width"],
@@ -528,8 +586,10 @@ def ratios(records: Sequence[dict]) -> list[dict]:
       continue
     t = [r for r in peers if r["framework"] == "torch"]
     ort = [r for r in peers if r["framework"] == "onnxruntime"]
-    default = [r for r in t if not r.get("flush_denormal")]
-    ftz = [r for r in t if r.get("flush_denormal")]
+    default = sorted((r for r in t if not r.get("flush_denormal")),
+                     key=lambda r: r["median_s"])
+    ftz = sorted((r for r in t if r.get("flush_denormal")),
+                 key=lambda r: r["median_s"])
     best = min(peers, key=lambda r: r["median_s"])
     best_t = min(t, key=lambda r: r["median_s"]) if t else None
     out.append({"task": k[0], "model": k[1], "height": k[2], "width": k[3],

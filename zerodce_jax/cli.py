@@ -284,6 +284,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+  if "train_step" in args.tasks.split(","):
+    # as `zerodce train` runs by default (on a CPU: one device per core)
+    _set_cpu_devices(args.devices, args.train_batch)
+  import jax  # noqa: PLC0415
   from zerodce_jax import bench  # noqa: PLC0415
   try:
     sizes = [tuple(int(v) for v in s.lower().split("x"))[::-1]
@@ -305,7 +309,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
       dtypes=args.dtype.split(","), tasks=args.tasks.split(","),
       scale_factors=[int(s) for s in args.scale_factors.split(",")],
       vs_torch=args.vs_torch, vs_onnxruntime=args.vs_onnxruntime,
-      repeats=args.repeats, train_batch=args.train_batch, shared=args.shared)
+      repeats=args.repeats, train_batch=args.train_batch, shared=args.shared,
+      device_counts=sorted({1, args.devices or jax.local_device_count()}))
   bench.write_json(records, args.json)
   for r in bench.ratios(records):
     print(f"{r['task']} {r['model']} {r['width']}x{r['height']} "
@@ -676,6 +681,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="WIDTHxHEIGHT list (default 1200x900, the paper's)")
   p.add_argument("--batch", type=int, default=1)
   p.add_argument("--train-batch", type=int, default=8)
+  p.add_argument("--devices", type=int, default=0,
+                 help="train step: data-parallel devices, as `zerodce "
+                 "train --cpu-devices` (default 0: what `zerodce train` "
+                 "uses; one device is timed too)")
   p.add_argument("--dtype", default="float32",
                  help="float32, bfloat16 or both, comma-separated")
   p.add_argument("--tasks", default="infer",
