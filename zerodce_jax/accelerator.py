@@ -27,7 +27,6 @@ every size so the whole command runs in the test suite on a CPU.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time

@@ -21,10 +21,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+  import jax
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "list_images_or_empty",
            "load_resized", "resize_uint8", "pack_resized", "exposure_mix", "synthetic_images",

@@ -129,9 +129,9 @@ def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
     return train_step(state, batch, loss_fn=loss_fn, axis_name=axis_name)
 
   if len(devices) == 1 and n_proc == 1:
-    step = jax.jit(functools.partial(local_step, axis_name=None,
-                                     per_device=None), donate_argnums=(0,))
-    return lambda state, data, images=None: step(state, data[0], images)
+    one = jax.jit(functools.partial(local_step, axis_name=None,
+                                    per_device=None), donate_argnums=(0,))
+    return lambda state, data, images=None: one(state, data[0], images)
 
   if parallel == "pmap":
     if make_batch is not None or n_proc > 1:
@@ -355,7 +355,6 @@ def train_and_evaluate(config, workdir: str, *,
       the last good checkpoint (which is kept).
     checkpoints.CheckpointError: an unusable checkpoint in ``workdir``.
   """
-  import json  # noqa: PLC0415
   import os  # noqa: PLC0415
   import time  # noqa: PLC0415
 
