@@ -138,7 +138,8 @@ def test_official_weights_exported_give_the_official_outputs(
 def test_onnx_on_all_official_test_images(shared, official_zerodce,
                                           official_zerodce_pp):
   """All 73 images at their own sizes through one dynamic-axes file each:
-  float32 within 1e-5 of JAX, float16 within 1e-2 (mean 1e-3)."""
+  float32 within 1e-5 of JAX; float16 (emulated, slow on a CPU) on every
+  6th image, within 1e-2 (mean 1e-3)."""
   paths = sorted((shared / "test_images").glob("*/*"))
   assert len(paths) == 73
   images = [np.asarray(Image.open(p).convert("RGB"), np.float32) / 255
@@ -149,11 +150,11 @@ def test_onnx_on_all_official_test_images(shared, official_zerodce,
                                 (official_zerodce_pp, 12)]:
     model = models.DCENet(**arch, scale_factor=sf)
     refs = enhance.Enhancer(model, params, batch_size=1)(images)
-    for dtype, tol in (("float32", 1e-5), ("float16", 1e-2)):
+    for dtype, tol, every in (("float32", 1e-5, 1), ("float16", 1e-2, 6)):
       sess = _session(export.export_onnx(params, arch, scale_factor=sf,
                                          dtype=dtype))
       errs = [np.abs(sess.run(None, {"image": im[None]})[0][0] - ref)
-              for im, ref in zip(images, refs)]
+              for im, ref in list(zip(images, refs))[::every]]
       key = f"{'zerodce++' if arch['separable'] else 'zerodce'} s={sf} {dtype}"
       worst[key] = (max(e.max() for e in errs), max(e.mean() for e in errs))
       assert worst[key][0] <= tol, (key, worst[key])
