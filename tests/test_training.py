@@ -482,7 +482,7 @@ def _parallel_run(devices, *, parallel="auto", device_pipeline=False,
   make_batch = None
   if device_pipeline:
     make_batch = functools.partial(
-        training._device_batch, seed=1, crop_size=12, random_flip=True,
+        ip.device_batch, seed=1, crop_size=12, random_flip=True,
         exposure_mixing=True)
   step = training.make_parallel_step(loss_fn, devices=devices,
                                      parallel=parallel, make_batch=make_batch)

@@ -106,37 +106,9 @@ def device_facts() -> dict[str, Any]:
   return facts
 
 
-def _sync_timeit(fn: Callable[[], Any], *, repeats: int, sync) -> tuple:
-  def run():
-    fn()
-    sync()
-  return bench.timeit(run, repeats=repeats, warmup=2)
-
-
 def _init_params(name: str):
   model = models.make_model(name, bias_init="torch")
   return model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
-
-
-def _jax_infer(name: str, params, *, h: int, w: int, batch: int, dtype: str,
-               scale: int, repeats: int) -> tuple[dict, np.ndarray]:
-  model = bench._model(name, dtype, scale)  # noqa: SLF001
-  x = jax.device_put(jnp.asarray(bench._input(batch, h, w),  # noqa: SLF001
-                                 bench._dtype(dtype)))  # noqa: SLF001
-  p = jax.device_put(params)
-  fn, compile_s = bench.compile_timed(
-      jax.jit(lambda p, x: model.apply({"params": p}, x)[0]), p, x)
-  med, mn, _ = _sync_timeit(lambda: fn(p, x).block_until_ready(),
-                            repeats=repeats, sync=lambda: None)
-  flops = bench.model_flops(models.ARCHITECTURES[name], h, w,
-                            scale_factor=model.scale_factor) * batch
-  rec = bench._record(  # noqa: SLF001
-      model=bench._label(name, model.scale_factor),  # noqa: SLF001
-      framework="jax", task="infer", height=h, width=w, batch=batch,
-      dtype=dtype, median_s=med, min_s=mn, compile_s=compile_s,
-      gflop=flops / 1e9, gflop_per_s=flops / 1e9 / med,
-      ms_per_image=med / batch * 1e3)
-  return rec, np.asarray(fn(p, x)[:1], np.float32)
 
 
 def _infer_configs(plan):
@@ -181,8 +153,7 @@ def _torch_phase(plan, params, *, deadline: float, log) -> dict[str, Any]:
     if (h, w, batch) in plan["compile_peer"] and dtype == "float32":
       modes.append("compile")
     for mode in modes:
-      if time.time() > min(deadline, _share(start, deadline - start, g,
-                                            groups)):
+      if time.time() > _share(start, deadline - start, g, groups):
         done["skipped"].append(f"torch-{mode} {label}")
         continue
       try:
@@ -226,9 +197,9 @@ def _infer_part(plan, params, peers, *, deadline: float, log) -> list[dict]:
       skipped.append(label)
       continue
     try:
-      rec, ref = _jax_infer(name, params[name], h=h, w=w, batch=batch,
-                            dtype=dtype, scale=scale,
-                            repeats=plan["repeats"])
+      rec, ref = bench.bench_jax_infer(
+          name, params[name], height=h, width=w, batch=batch, dtype=dtype,
+          scale_factor=scale, repeats=plan["repeats"], return_output=True)
       records.append(rec)
       log(f"infer jax {label}: {rec['median_s'] * 1e3:.3f} ms")
     except Exception as e:  # noqa: BLE001 - recorded, next config

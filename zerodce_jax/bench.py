@@ -121,8 +121,10 @@ def _input(batch, h, w, seed=0):
 
 def bench_jax_infer(name: str, params, *, height: int, width: int,
                     batch: int = 1, dtype: str = "float32",
-                    scale_factor: int = 1, repeats: int = 5) -> dict:
-  """Inference (net + curves) of a batch, jitted."""
+                    scale_factor: int = 1, repeats: int = 5,
+                    return_output: bool = False):
+  """Inference (net + curves) of a batch, jitted; with ``return_output``
+  also the first enhanced image (NHWC float32)."""
   model = _model(name, dtype, scale_factor)
   x = jax.device_put(jnp.asarray(_input(batch, height, width), _dtype(dtype)))
   params = jax.device_put(params)
@@ -132,10 +134,14 @@ def bench_jax_infer(name: str, params, *, height: int, width: int,
                       repeats=repeats)
   flops = model_flops(models.ARCHITECTURES[name], height, width,
                       scale_factor=model.scale_factor) * batch
-  return _record(model=_label(name, model.scale_factor), framework="jax",
-                 task="infer", height=height, width=width, batch=batch,
-                 dtype=dtype, median_s=med, min_s=mn, compile_s=compile_s,
-                 gflop=flops / 1e9, gflop_per_s=flops / 1e9 / med)
+  rec = _record(model=_label(name, model.scale_factor), framework="jax",
+                task="infer", height=height, width=width, batch=batch,
+                dtype=dtype, median_s=med, min_s=mn, compile_s=compile_s,
+                gflop=flops / 1e9, gflop_per_s=flops / 1e9 / med,
+                ms_per_image=med / batch * 1e3)
+  if return_output:
+    return rec, np.asarray(fn(params, x)[:1], np.float32)
+  return rec
 
 
 def _label(name, scale_factor):

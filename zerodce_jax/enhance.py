@@ -35,7 +35,7 @@ import numpy as np
 from zerodce_jax import curves, image_io, models, resize
 
 __all__ = ["Enhancer", "enhance", "receptive_radius", "DEFAULT_MAX_MEMORY",
-           "bytes_per_pixel"]
+           "bytes_per_pixel", "masked_network"]
 
 # Working memory of one compiled call unless told otherwise: big photos then
 # run in about this much above their decoded pixels and output.
@@ -53,6 +53,21 @@ def _round_up(n: int, m: int) -> int:
 
 def _pow2(n: int) -> int:
   return 1 << max(0, (n - 1).bit_length())
+
+
+def masked_network(model: models.DCENet, *, enhance_too: bool = True):
+  """``fn(params, x, mask)``: the network on canvases ``x`` ``[B, H, W, 3]``
+  with validity ``mask`` ``[B, H, W, 1]`` (``DCENet.estimate``), then the
+  curves (``enhance_too``) or the curve maps alone. What ``Enhancer``
+  compiles."""
+
+  def run(params, x, mask):
+    maps = model.apply({"params": params}, x, mask, method=model.estimate)
+    if enhance_too:
+      return curves.apply_curves(x, maps, iterations=model.iterations)
+    return maps
+
+  return run
 
 
 @functools.lru_cache(maxsize=64)
@@ -74,13 +89,9 @@ def bytes_per_pixel(arch: tuple[int, int, int, bool], dtype: str, *,
   m = jax.ShapeDtypeStruct((1, side, side, 1), model.dtype)
   params = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
 
-  def run(p, x, m):
-    maps = model.apply({"params": p}, x, m, method=model.estimate)
-    return (curves.apply_curves(x, maps, iterations=model.iterations)
-            if enhance_too else maps)
-
   try:
-    ma = jax.jit(run).lower(params, x, m).compile().memory_analysis()
+    ma = jax.jit(masked_network(model, enhance_too=enhance_too)).lower(
+        params, x, m).compile().memory_analysis()
     total = (ma.temp_size_in_bytes + ma.argument_size_in_bytes
              + ma.output_size_in_bytes)
   except Exception:  # noqa: BLE001 - no analysis on this backend
@@ -123,17 +134,16 @@ class Enhancer:
     self.params = jax.device_put(self.params)
     self._rescales = model.separable and model.scale_factor != 1
 
-    def run_net(params, x, mask, *, enhance_too):
-      self.traces += 1
-      maps = model.apply({"params": params}, x, mask, method=model.estimate)
-      if enhance_too:
-        return curves.apply_curves(x, maps, iterations=model.iterations)
-      return maps
+    def counted(fn):
+      def run(params, x, mask):
+        self.traces += 1
+        return fn(params, x, mask)
+      return run
 
-    self._enhance_fn = jax.jit(lambda p, x, m: run_net(p, x, m,
-                                                       enhance_too=True))
-    self._maps_fn = jax.jit(lambda p, x, m: run_net(p, x, m,
-                                                    enhance_too=False))
+    self._enhance_fn = jax.jit(counted(masked_network(model,
+                                                      enhance_too=True)))
+    self._maps_fn = jax.jit(counted(masked_network(model,
+                                                   enhance_too=False)))
 
     def curve_strip(maps_small, rows, cols, x):
       self.traces += 1

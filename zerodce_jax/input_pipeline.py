@@ -132,10 +132,23 @@ def pack_resized(src: str, out: str, *, size: int = 256, quality: int = 90,
   return written, total
 
 
+EXPOSURE_STOPS = (-3.0, 1.5)
+READ_NOISE, SHOT_NOISE = 0.002, 0.01
+
+
+def _expose(x, gain, noise, *, read_noise: float, shot_noise: float, xp=np):
+  """The exposure change both pipelines apply (NumPy or ``jax.numpy`` as
+  ``xp``): linearise ``x`` (gamma 2.2), scale by ``gain``, add ``noise``
+  (standard normal) scaled to shot + read noise, clip, re-encode."""
+  lin = xp.power(xp.clip(x, 0, 1), 2.2) * gain
+  lin = lin + noise * xp.sqrt(shot_noise**2 * lin + read_noise**2)
+  return xp.power(xp.clip(lin, 0, 1), 1 / 2.2)
+
+
 def exposure_mix(images: np.ndarray, *, key: Sequence[int],
-                 stops: tuple[float, float] = (-3.0, 1.5),
-                 read_noise: float = 0.002, shot_noise: float = 0.01
-                 ) -> np.ndarray:
+                 stops: tuple[float, float] = EXPOSURE_STOPS,
+                 read_noise: float = READ_NOISE,
+                 shot_noise: float = SHOT_NOISE) -> np.ndarray:
   """Synthetic under/over-exposure of float images in [0, 1], ``[N, H, W, 3]``.
 
   Each image is linearised (gamma 2.2), scaled by ``2 ** U(stops)``, given
@@ -145,14 +158,11 @@ def exposure_mix(images: np.ndarray, *, key: Sequence[int],
   must span exposures. Deterministic in ``key`` (e.g. ``(seed, step)``).
   """
   rng = np.random.default_rng(list(key))
-  lin = np.power(np.clip(images, 0, 1, dtype=np.float32), np.float32(2.2))
+  images = np.asarray(images, np.float32)
   gain = np.power(2.0, rng.uniform(*stops, size=(len(images), 1, 1, 1)))
-  lin *= gain.astype(np.float32)
-  noise = rng.standard_normal(lin.shape, dtype=np.float32)
-  noise *= np.sqrt(np.float32(shot_noise**2) * lin
-                   + np.float32(read_noise**2))
-  lin += noise
-  return np.power(np.clip(lin, 0, 1), np.float32(1 / 2.2))
+  noise = rng.standard_normal(images.shape, dtype=np.float32)
+  return _expose(images, gain.astype(np.float32), noise,
+                 read_noise=read_noise, shot_noise=shot_noise)
 
 
 def synthetic_images(n: int, size: int, *, seed: int) -> np.ndarray:
@@ -293,9 +303,9 @@ def device_batch(images: "jax.Array", idx: "jax.Array", *, seed: int,
                  step: "jax.Array", first_position: "jax.Array | int" = 0,
                  crop_size: int = 0, random_flip: bool = False,
                  exposure_mixing: bool = False,
-                 stops: tuple[float, float] = (-3.0, 1.5),
-                 read_noise: float = 0.002, shot_noise: float = 0.01
-                 ) -> "jax.Array":
+                 stops: tuple[float, float] = EXPOSURE_STOPS,
+                 read_noise: float = READ_NOISE,
+                 shot_noise: float = SHOT_NOISE) -> "jax.Array":
   """A training batch made on the device (traceable; runs inside the step).
 
   Args:
@@ -336,12 +346,10 @@ def device_batch(images: "jax.Array", idx: "jax.Array", *, seed: int,
     if random_flip:
       x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
     if exposure_mixing:
-      lin = jnp.power(x, 2.2)
-      lin = lin * jnp.exp2(jax.random.uniform(k_gain, (), minval=stops[0],
-                                              maxval=stops[1]))
-      noise = jax.random.normal(k_noise, lin.shape)
-      lin = lin + noise * jnp.sqrt(shot_noise**2 * lin + read_noise**2)
-      x = jnp.power(jnp.clip(lin, 0, 1), 1 / 2.2)
+      gain = jnp.exp2(jax.random.uniform(k_gain, (), minval=stops[0],
+                                         maxval=stops[1]))
+      x = _expose(x, gain, jax.random.normal(k_noise, x.shape),
+                  read_noise=read_noise, shot_noise=shot_noise, xp=jnp)
     return x
 
   return jax.vmap(one)(idx, positions)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from zerodce_jax import curves, models, training
+from zerodce_jax import enhance, models, training
 
 __all__ = ["lower_text", "op_counts", "train_step_ops", "inference_ops",
            "COUNTED_OPS"]
@@ -63,10 +63,7 @@ def inference_ops(model: models.DCENet, *, platform: str, batch: int = 1,
   params = jax.eval_shape(model.init, jax.random.key(0),
                           jnp.zeros((1, size, size, 3)))["params"]
 
-  def run(p, x, m):
-    maps = model.apply({"params": p}, x, m, method=model.estimate)
-    return curves.apply_curves(x, maps, iterations=model.iterations)
-
   x = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
   m = jax.ShapeDtypeStruct((batch, size, size, 1), jnp.float32)
-  return op_counts(lower_text(run, params, x, m, platform=platform))
+  return op_counts(lower_text(enhance.masked_network(model), params, x, m,
+                              platform=platform))

@@ -101,7 +101,7 @@ def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
       maintenance mode since JAX 0.8 and itself built on shard_map). Both
       average gradients and metrics with ``lax.pmean`` in ``train_step``.
     make_batch: the device-side input pipeline,
-      ``make_batch(images, idx, step, first_position) -> batch`` (e.g.
+      ``make_batch(images, idx, *, step, first_position) -> batch`` (e.g.
       ``input_pipeline.device_batch`` with the config's options bound); the
       step then takes indices instead of images.
 
@@ -125,7 +125,8 @@ def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
     else:
       first = (0 if axis_name is None
                else jax.lax.axis_index(axis_name) * per_device)
-      batch = make_batch(images, data, state.step, first)
+      batch = make_batch(images, data, step=state.step,
+                         first_position=first)
     return train_step(state, batch, loss_fn=loss_fn, axis_name=axis_name)
 
   if len(devices) == 1 and n_proc == 1:
@@ -292,12 +293,6 @@ def load_training_images(config, *, report=print):
                    "synthetic, tfds:NAME)")
 
 
-def _device_batch(images, idx, step, first_position, **options):
-  from zerodce_jax import input_pipeline  # noqa: PLC0415
-  return input_pipeline.device_batch(images, idx, step=step,
-                                     first_position=first_position, **options)
-
-
 def local_copy(tree: Any) -> Any:
   """Host NumPy copies of a pytree's arrays; a replicated array spanning
   several processes is read from this process's own copy."""
@@ -413,7 +408,8 @@ def train_and_evaluate(config, workdir: str, *,
   make_batch = None
   if on_device:
     make_batch = functools.partial(
-        _device_batch, seed=config.seed, crop_size=config.data.crop_size,
+        input_pipeline.device_batch, seed=config.seed,
+        crop_size=config.data.crop_size,
         random_flip=config.data.random_flip,
         exposure_mixing=config.data.exposure_mixing)
   p_step = make_parallel_step(loss_fn, devices=devices,
