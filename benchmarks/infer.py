@@ -9,7 +9,7 @@ peers: 256x256, 1200x900 and 1920x1080 at batch 1 and 4, float32 only (the
 comparison with PyTorch and onnxruntime), written as infer_peers.json/png;
 PyTorch runs with flush-denormal only (with the official weights' denormals
 kept it was 50x slower on one of our CPUs: 4.04 s vs 0.080 s at 256x256).
-strongest: 1200x900 and 1920x1080 at batch 1 against every PyTorch mode
+strongest: 256x256, 1200x900 and 1920x1080 at batch 1 against every PyTorch mode
 (eager NCHW, channels_last, torch.compile; flush-denormal) and onnxruntime,
 written as infer_strongest.json/png.
 Median of repeated runs after compilation (compile time reported apart).
@@ -34,8 +34,8 @@ def main(argv=None):
     plan = [dict(sizes=[(24, 36)], batches=[1], dtypes=["float32"])]
     args.repeats = 1
   elif args.plan == "strongest":
-    plan = [dict(sizes=[(900, 1200), (1080, 1920)], batches=[1],
-                 dtypes=["float32"], torch_flush_modes=(True,))]
+    plan = [dict(sizes=[(256, 256), (900, 1200), (1080, 1920)],
+                 batches=[1], dtypes=["float32"], torch_flush_modes=(True,))]
   elif args.plan == "peers":
     plan = [dict(sizes=[(256, 256), (900, 1200), (1080, 1920)],
                  batches=[1, 4], dtypes=["float32"],

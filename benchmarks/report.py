@@ -3,8 +3,9 @@
     python benchmarks/report.py [--results benchmarks/results] [--readme README.md]
 
 Replaces the text between ``<!-- bench:start -->`` and ``<!-- bench:end -->``
-in the README with tables built from infer.json, infer_peers.json, train_step.json,
-roofline.json and input_pipeline.json (those present), with the machine and
+in the README with tables built from infer.json, infer_peers.json,
+infer_strongest.json, train_step.json, roofline.json, op_profile.json and
+input_pipeline.json (those present), with the machine and
 date they were measured on.
 """
 
@@ -13,7 +14,7 @@ import json
 import os
 import sys
 
-from zerodce_jax import bench
+from zerodce_jax import bench, profiling
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -67,19 +68,54 @@ def infer_table(doc):
 def train_table(doc):
   recs = doc["records"]
   rows = ["| framework | model | batch x size | devices | dtype | median s | "
-          "images/s | JAX speed-up vs faster PyTorch |",
-          "|---|---|---|---|---|---|---|---|"]
+          "compile s | images/s | JAX speed-up vs fastest peer |",
+          "|---|---|---|---|---|---|---|---|---|"]
   vs = _vs_peers(recs)
   for r in recs:
-    mode, ratio = "", ""
-    if r["framework"] == "torch":
-      mode = " (flush-denormal)" if r.get("flush_denormal") else " (default)"
+    ratio, name = "", r["framework"]
+    if r["framework"] != "jax":
+      name = bench.peer_label(r)
     elif r["dtype"] == "float32" and _key(r) in vs:
-      ratio = f"{vs[_key(r)]['speedup_vs_best_torch']:.2f}x"
-    rows.append(f"| {r['framework']}{mode} | {r['model']} | {r['batch']} x "
-                f"{r['width']} | {r.get('devices', '-')} | {r['dtype']} | "
-                f"{r['median_s']:.3f} | {r['images_per_s']:.2f} | {ratio} |")
+      q = vs[_key(r)]
+      ratio = f"{q['speedup_vs_best_peer']:.2f}x ({q['best_peer']})"
+    rows.append(f"| {name} | {r['model']} | {r['batch']} x "
+                f"{r['width']} | {r.get('devices') or '-'} | {r['dtype']} | "
+                f"{r['median_s']:.3f} | {r.get('compile_s', 0):.1f} | "
+                f"{r['images_per_s']:.2f} | {ratio} |")
   return "\n".join(rows)
+
+
+def profile_table(doc):
+  """``benchmarks/op_profile.py``: time by op kind, then each conv layer."""
+  peak = doc["matmul_peak_gflop_per_s"]
+  lines = [f"Matmul peak measured by the same run: {peak:.1f} GFLOP/s. Time "
+           "by op kind in a `jax.profiler` trace (`library`: what XLA:CPU "
+           "hands to YNNPACK, i.e. its convolutions and matrix products, "
+           "named `ynn_fusion`; loops counted in their body's ops):", ""]
+  (h, w), (b, th, tw) = doc["inference_size"], doc["train_batch"]
+  traces = [(f"Zero-DCE inference {w}x{h} b1", doc["inference_ops"])]
+  traces += [(f"{k} train step {b} x {tw}x{th}", v)
+             for k, v in doc["train_step_ops"].items()]
+  lines += ["| computation | traced s | by kind | top ops (s) |",
+            "|---|---|---|---|"]
+  for title, ops in traces:
+    kinds = profiling.time_by_kind(ops)
+    total = sum(kinds.values())
+    by_kind = ", ".join(f"{k} {100 * v / total:.0f}%"
+                        for k, v in kinds.items())
+    top = ", ".join(f"`{o['op']}` {o['s_per_call']:.3f}"
+                    for o in ops[:4])
+    lines.append(f"| {title} | {total:.3f} | {by_kind} | {top} |")
+  lines += ["", "Each convolution layer alone (GFLOP/s counted as direct "
+            "convolution for every algorithm):", "",
+            "| activations | layer | cin->cout | algorithm | ms | GFLOP/s | "
+            "% of matmul peak |", "|---|---|---|---|---|---|---|"]
+  for r in doc["layers"]:
+    lines.append(f"| {r['batch']}x{r['width']}x{r['height']} | {r['layer']} | "
+                 f"{r['cin']}->{r['cout']} | {r['algorithm']} | "
+                 f"{_ms(r['median_s'])} | {r['gflop_per_s']:.1f} | "
+                 f"{100 * r['gflop_per_s'] / peak:.0f}% |")
+  return "\n".join(lines)
 
 
 def roofline_table(doc):
@@ -205,6 +241,7 @@ def build(results):
        "eager, channels_last, torch.compile; onnxruntime)", infer_table),
       ("train_step", "Training step", train_table),
       ("roofline", "Roofline", roofline_table),
+      ("op_profile", "Profile: where the CPU time goes", profile_table),
       ("input_pipeline", "Input pipeline", pipeline_table)):
     path = os.path.join(results, f"{name}.json")
     if not os.path.isfile(path):

@@ -1,5 +1,8 @@
-"""Training throughput: the pmapped official train step vs batch and devices,
-and vs the official PyTorch step at batch 8 x 256x256.
+"""Training throughput: the official train step (as ``zerodce train`` runs
+it) vs batch and devices, and vs the official PyTorch step at batch
+8 x 256x256 in each mode (eager NCHW, channels_last, torch.compile), with
+flush-denormal (with the official weights' denormals kept PyTorch's CPU step
+is tens of times slower, never the fastest peer).
 
     python benchmarks/train_step.py [--vs-torch] [--quick] [--devices 1,2]
         [--batches 8,16] [--models zerodce,zerodce++]
@@ -23,6 +26,8 @@ def main(argv=None):
   ap.add_argument("--batches", default="8,16", help="global batch sizes")
   ap.add_argument("--models", default="zerodce,zerodce++",
                   help="comma-separated (default zerodce,zerodce++)")
+  ap.add_argument("--torch-modes", default="eager,channels_last,compile",
+                  help="PyTorch modes with --vs-torch (default all three)")
   args = ap.parse_args(argv)
   counts = [int(d) for d in args.devices.split(",")]
   if "jax" not in sys.modules:
@@ -39,6 +44,8 @@ def main(argv=None):
                          vs_torch=args.vs_torch and b == 8,
                          repeats=args.repeats, train_size=size,
                          train_batch=b, device_counts=counts,
+                         torch_flush_modes=(True,),
+                         torch_modes=args.torch_modes.split(","),
                          shared=args.shared)
   _common.finish(records, args.out, "train_step", "zerodce-jax train step")
   return 0

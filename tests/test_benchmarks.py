@@ -91,6 +91,48 @@ def test_report_fills_the_readme_markers(tmp_path):
   assert "3.00x (torch (flush-denormal))" in text
 
 
+def _report_module():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "report", ROOT / "benchmarks" / "report.py")
+  report = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(report)
+  return report
+
+
+def test_report_train_table_names_the_fastest_peer_mode():
+  rec = dict(model="zerodce", framework="jax", task="train_step", height=256,
+             width=256, batch=8, dtype="float32", devices=1, median_s=2.0,
+             compile_s=3.0, images_per_s=4.0)
+  peers = [dict(rec, framework="torch", mode=m, devices=None,
+                flush_denormal=True, median_s=t)
+           for m, t in (("eager", 4.0), ("channels_last", 3.0),
+                        ("compile", 2.5))]
+  table = _report_module().train_table({"records": [rec] + peers})
+  assert "| torch compile (flush-denormal) | zerodce | 8 x 256 | - |" in table
+  assert "1.25x (torch compile (flush-denormal))" in table
+
+
+@pytest.mark.slow
+def test_profile_quick_feeds_the_report(tmp_path):
+  """benchmarks/op_profile.py at tiny sizes: a trace of inference and both
+  train steps, every layer with every algorithm, and the README table."""
+  script = ROOT / "benchmarks" / "op_profile.py"
+  r = subprocess.run([sys.executable, str(script), "--quick", "--out",
+                      str(tmp_path)],
+                     capture_output=True, text=True, timeout=600, cwd=ROOT)
+  assert r.returncode == 0, r.stderr[-3000:]
+  doc = json.loads((tmp_path / "op_profile.json").read_text())
+  assert doc["matmul_peak_gflop_per_s"] > 0
+  assert {o["kind"] for o in doc["inference_ops"]} >= {"fusion"}
+  assert set(doc["train_step_ops"]) == {"zerodce", "zerodce++"}
+  algos = {(x["layer"], x["algorithm"]) for x in doc["layers"]}
+  assert (2, "winograd_f2x3") in algos and (5, "split_concat") in algos
+  assert (7, "kernel_grad_scan") in algos
+  table = _report_module().profile_table(doc)
+  assert "| winograd_f2x3 |" in table and "Zero-DCE inference" in table
+
+
 @pytest.mark.slow
 def test_accelerator_command_quick(tmp_path):
   """The one command for an accelerator, at tiny sizes on the CPU: every

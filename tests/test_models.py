@@ -160,25 +160,36 @@ def test_conv3x3_values_and_gradients_equal_xla_conv(cout, kernels):
   np.testing.assert_allclose(gk, rk, rtol=1e-5, atol=1e-6)
 
 
+def _float64_kernel_grads(x, g):
+  """Float64 references: im2col^T @ g (dense), shifted-product sums
+  (depthwise, g with x's channels)."""
+  b, h, w, cin = x.shape
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  shifted = [xp[:, a:a + h, d:d + w] for a in range(3) for d in range(3)]
+  cols = np.concatenate(shifted, -1).reshape(-1, 9 * cin)
+  dense = (cols.T @ g.reshape(-1, g.shape[-1])).reshape(3, 3, cin, -1)
+  depthwise = np.array([(s * g[..., :cin]).sum(axis=(0, 1, 2))
+                        for s in shifted]).reshape(3, 3, 1, cin)
+  return {"dense": dense, "depthwise": depthwise}
+
+
+@pytest.mark.parametrize("kind", ["dense", "depthwise"])
 @pytest.mark.parametrize("rows", [1, 2, 3, 8])
-def test_conv3x3_kernel_grad_against_float64_im2col(rows):
-  """The blocked kernel gradient equals a float64 im2col product, for row
-  blocks that do and do not divide the height; bfloat16 in, float32 out."""
+def test_kernel_grads_against_float64(rows, kind):
+  """The blocked kernel gradients (``conv3x3_kernel_grad``,
+  ``depthwise_kernel_grad``) equal float64 references, for row blocks that
+  do and do not divide the height; bfloat16 in, float32 out."""
   rng = np.random.default_rng(rows)
   x = rng.random((2, 7, 5, 4))
-  g = rng.normal(size=(2, 7, 5, 6))
-  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  cols = np.concatenate([xp[:, a:a + 7, b:b + 5] for a in range(3)
-                         for b in range(3)], -1).reshape(-1, 36)
-  want = (cols.T @ g.reshape(-1, 6)).reshape(3, 3, 4, 6)
-  got = models.conv3x3_kernel_grad(jnp.asarray(x, jnp.float32),
-                                   jnp.asarray(g, jnp.float32), rows=rows)
-  assert got.dtype == jnp.float32
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-  bf = models.conv3x3_kernel_grad(jnp.asarray(x, jnp.bfloat16),
-                                  jnp.asarray(g, jnp.bfloat16), rows=rows)
-  assert bf.dtype == jnp.float32
-  np.testing.assert_allclose(bf, want, rtol=0.03, atol=0.1)
+  g = rng.normal(size=(2, 7, 5, 6 if kind == "dense" else 4))
+  want = _float64_kernel_grads(x, g)[kind]
+  fn = {"dense": models.conv3x3_kernel_grad,
+        "depthwise": models.depthwise_kernel_grad}[kind]
+  for dtype, tol in ((jnp.float32, dict(rtol=1e-5, atol=1e-5)),
+                     (jnp.bfloat16, dict(rtol=0.03, atol=0.1))):
+    got = fn(jnp.asarray(x, dtype), jnp.asarray(g, dtype), rows=rows)
+    assert got.dtype == jnp.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, **tol)
 
 
 def test_unknown_kernel_choice_is_refused():
@@ -187,3 +198,33 @@ def test_unknown_kernel_choice_is_refused():
     models.conv3x3(x, jnp.zeros((3, 3, 3, 4)), kernels="fast")
   with pytest.raises(ValueError, match="kernels must be one of"):
     models.depthwise_conv3x3(x, jnp.zeros((3, 3, 1, 3)), kernels="gpu")
+
+
+@pytest.mark.parametrize("cin", [1, 3, 4])
+def test_few_channel_conv3x3_multiply_adds_equal_xla_conv(cin):
+  """Up to TAPS_MAX_CHANNELS input channels the tuned forward pass is
+  broadcast multiply-adds: same values and gradients as XLA's convolution."""
+  assert cin <= models.TAPS_MAX_CHANNELS
+  rng = np.random.default_rng(cin)
+  x = jnp.asarray(rng.random((2, 7, 9, cin)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, cin, 8)), jnp.float32)
+  ref = lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=jax.lax.Precision.HIGHEST)
+  tuned = functools.partial(models.conv3x3, kernels="tuned")
+  np.testing.assert_allclose(tuned(x, k), ref(x, k), rtol=1e-6, atol=1e-6)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.tanh(f(x, k)))
+  for got, want in zip(jax.grad(loss(tuned), argnums=(0, 1))(x, k),
+                       jax.grad(loss(ref), argnums=(0, 1))(x, k)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_input_gradient_equals_grouped_conv():
+  """The tuned depthwise conv's custom input gradient (shifted products with
+  the flipped kernel) equals the grouped convolution's."""
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.random((2, 9, 6, 5)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 1, 5)), jnp.float32)
+  grads = [jax.grad(lambda x: jnp.sum(jnp.tanh(models.depthwise_conv3x3(
+      x, k, kernels=kern)) * x))(x) for kern in ("tuned", "native")]
+  np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)

@@ -148,18 +148,24 @@ def _label(name, scale_factor):
   return name if scale_factor == 1 else f"{name}(s={scale_factor})"
 
 
-def bench_jax_train_step(name: str, *, height: int = 256, width: int = 256,
-                         batch: int = 8, dtype: str = "float32",
-                         devices: int = 1, repeats: int = 3) -> dict:
-  """One official train step (forward, losses, backward, Adam), data-parallel
-  over ``devices`` local devices (``training.make_parallel_step``)."""
+def official_train_state(name: str, *, dtype: str = "float32"):
+  """``(state, loss_fn)`` of the official recipe for ``name``: the official
+  loss weights, Adam with clipping, a fresh initialisation (key 0)."""
   model = _model(name, dtype, 1)
   tv = 1600.0 if models.ARCHITECTURES[name]["separable"] else 200.0
   loss_fn = training.make_loss_fn(
       model, weights={"spa": 1.0, "exp": 10.0, "col": 5.0, "tv": tv},
       color_eps=1e-8)
-  state = training.create_train_state(model, training.make_optimizer(),
-                                      key=jax.random.key(0))
+  return training.create_train_state(model, training.make_optimizer(),
+                                     key=jax.random.key(0)), loss_fn
+
+
+def bench_jax_train_step(name: str, *, height: int = 256, width: int = 256,
+                         batch: int = 8, dtype: str = "float32",
+                         devices: int = 1, repeats: int = 3) -> dict:
+  """One official train step (forward, losses, backward, Adam), data-parallel
+  over ``devices`` local devices (``training.make_parallel_step``)."""
+  state, loss_fn = official_train_state(name, dtype=dtype)
   step = training.make_parallel_step(
       loss_fn, devices=jax.local_devices()[:devices])
   x = jnp.asarray(_input(batch, height, width).reshape(
@@ -300,9 +306,14 @@ def bench_torch_train_step(name: str, params, *, height: int = 256,
                            dtype: str = "float32", device: str = "cpu",
                            mode: str = "eager", repeats: int = 3) -> dict:
   """Official train step in PyTorch: forward, losses, backward, clip, Adam,
-  eager (NCHW, or ``mode="channels_last"``), on ``device`` (``"cpu"``: all
-  cores; ``"cuda"``: synchronised), ``"bfloat16"`` under autocast with the
-  losses in float32."""
+  on ``device`` (``"cpu"``: all cores; ``"cuda"``: synchronised),
+  ``"bfloat16"`` under autocast with the losses in float32.
+
+  ``mode``: ``"eager"`` (NCHW), ``"channels_last"`` (eager, NHWC memory
+  format) or ``"compile"`` (``torch.compile`` of forward + losses on
+  channels_last, its backward compiled by AOTAutograd; gradient clipping and
+  Adam stay eager; the first two steps are timed apart as ``compile_s``).
+  """
   import torch  # noqa: PLC0415
   from zerodce_jax import torch_reference  # noqa: PLC0415
   if device == "cpu":
@@ -313,37 +324,48 @@ def bench_torch_train_step(name: str, params, *, height: int = 256,
   opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-4)
   x = torch.from_numpy(_input(batch, height, width)).permute(0, 3, 1, 2)
   x = x.contiguous().to(device)
-  if mode == "channels_last":
+  if mode not in TORCH_MODES:
+    raise ValueError(f"mode must be one of {TORCH_MODES}, got {mode!r}")
+  if mode != "eager":
     net = net.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
-  elif mode != "eager":
-    raise ValueError(f"train-step mode must be eager or channels_last, got "
-                     f"{mode!r}")
   tv = 1600.0 if arch["separable"] else 200.0
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
-  def run():
+  def loss_of(x):
     if dtype == "bfloat16":
       with torch.autocast(device, dtype=torch.bfloat16):
         enhanced, r = net(x)
       enhanced, r = enhanced.float(), r.float()
     else:
       enhanced, r = net(x)
-    loss = torch_reference.official_loss(x, enhanced, r, tv_weight=tv)
+    return torch_reference.official_loss(x, enhanced, r, tv_weight=tv)
+
+  if mode == "compile":
+    loss_of = torch.compile(loss_of)
+
+  def run():
+    loss = loss_of(x)
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
     opt.step()
     sync()
 
+  compile_s = 0.0
   try:
+    if mode == "compile":
+      t = time.perf_counter()
+      run()
+      run()
+      compile_s = time.perf_counter() - t
     med, mn, _ = timeit(run, repeats=repeats, warmup=2 if device != "cpu"
                         else 1)
   finally:
     torch.set_flush_denormal(False)
   rec = _record(model=name, framework="torch", task="train_step",
                 height=height, width=width, batch=batch, dtype=dtype,
-                median_s=med, min_s=mn, compile_s=0.0,
+                median_s=med, min_s=mn, compile_s=compile_s,
                 flush_denormal=flush_denormal, torch=torch.__version__,
                 threads=torch.get_num_threads(), mode=mode)
   rec["device"] = device
@@ -486,8 +508,7 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
   weights, in each of ``torch_modes`` (eager NCHW, eager ``channels_last``,
   ``torch.compile``), each as users run them (denormals kept, default CPU
   mode) and with ``torch.set_flush_denormal(True)`` (``torch_flush_modes``
-  picks); inference only for ``torch.compile``;
-  onnxruntime runs
+  picks); onnxruntime runs
   (``vs_onnxruntime``, inference only) the same weights exported to ONNX.
   All JAX runs come first and all peer runs after them: a JAX run just after
   a PyTorch one was measured up to 1.8x slower (PyTorch's worker threads keep
@@ -544,7 +565,7 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
                                    batch=train_batch, dtype=dt, devices=d,
                                    repeats=max(1, repeats // 2)))
       if vs_torch:
-        for mode in [m for m in torch_modes if m != "compile"]:
+        for mode in torch_modes:
           for ftz in torch_flush_modes:
             torch_jobs.append((origin, functools.partial(
                 bench_torch_train_step, name, raw, height=train_size,
