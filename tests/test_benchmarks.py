@@ -126,9 +126,23 @@ def test_profile_quick_feeds_the_report(tmp_path):
   assert doc["matmul_peak_gflop_per_s"] > 0
   assert {o["kind"] for o in doc["inference_ops"]} >= {"fusion"}
   assert set(doc["train_step_ops"]) == {"zerodce", "zerodce++"}
-  algos = {(x["layer"], x["algorithm"]) for x in doc["layers"]}
-  assert (2, "winograd_f2x3") in algos and (5, "split_concat") in algos
-  assert (7, "kernel_grad_scan") in algos
+  by_layer = {}
+  for x in doc["layers"]:
+    by_layer.setdefault((x["batch"], x["layer"]), set()).add(x["algorithm"])
+  fwd = {"xla", "im2col", "winograd_f2x3"}
+  grads = {"xla", "input_grad", "kernel_grad_xla", "kernel_grad_scan"}
+  # inference size: every forward algorithm, split on the skip layers,
+  # multiply-adds on the RGB layer; training size: the gradients
+  assert by_layer[1, 1] == fwd | {"multiply_adds"}
+  assert by_layer[1, 4] == fwd and by_layer[1, 5] == fwd | {"split_concat"}
+  assert by_layer[2, 1] == by_layer[2, 7] == grads
+  first = doc["layers"][0]  # layer 1, 3 -> 32, at 36x24
+  assert first["gflop"] == pytest.approx(2 * 9 * 3 * 32 * 36 * 24 / 1e9)
+  assert first["gflop_per_s"] == pytest.approx(first["gflop"] /
+                                               first["median_s"])
+  diffs = [x["max_abs_diff"] for x in doc["layers"]
+           if x["max_abs_diff"] is not None]
+  assert diffs and max(diffs) < 1e-5
   table = _report_module().profile_table(doc)
   assert "| winograd_f2x3 |" in table and "Zero-DCE inference" in table
 
