@@ -231,3 +231,13 @@ def test_zerodce_bench_times_training_as_zerodce_train_runs_it(tmp_path):
   steps = [x for x in recs if x["task"] == "train_step"]
   assert sorted(x["devices"] for x in steps) == [1, 2]
   assert "the fastest peer (onnxruntime)" in r.stdout
+
+
+def test_zerodce_bench_refuses_unknown_torch_modes(tmp_path, capsys):
+  from zerodce_jax import cli
+  rc = cli.main(["bench", "--torch-modes", "eager,fast", "--json",
+                 str(tmp_path / "b.json")])
+  assert rc == 2
+  assert "--torch-modes wants some of eager,channels_last,compile" in (
+      capsys.readouterr().err)
+  assert not (tmp_path / "b.json").exists()

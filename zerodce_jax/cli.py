@@ -304,8 +304,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(f"zerodce bench: unknown models {bad} (zerodce, zerodce++)",
           file=sys.stderr)
     return 2
+  modes = args.torch_modes.split(",")
+  if not set(modes) <= set(bench.TORCH_MODES):
+    print(f"zerodce bench: --torch-modes wants some of "
+          f"{','.join(bench.TORCH_MODES)}, got {args.torch_modes!r}",
+          file=sys.stderr)
+    return 2
   records = bench.run(
       model_names=names, sizes=sizes, batches=[args.batch],
+      torch_modes=modes,
       dtypes=args.dtype.split(","), tasks=args.tasks.split(","),
       scale_factors=[int(s) for s in args.scale_factors.split(",")],
       vs_torch=args.vs_torch, vs_onnxruntime=args.vs_onnxruntime,
@@ -692,6 +699,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--scale-factors", default="1,12",
                  help="Zero-DCE++ scale factors (default 1,12)")
   p.add_argument("--vs-torch", action="store_true")
+  p.add_argument("--torch-modes", default="eager,channels_last,compile",
+                 help="PyTorch modes with --vs-torch, comma-separated "
+                 "(default eager,channels_last,compile; torch.compile "
+                 "compiles first, its time reported apart: minutes for a "
+                 "train step on a small CPU)")
   p.add_argument("--vs-onnxruntime", action="store_true",
                  help="also time onnxruntime (needs the export extra)")
   p.add_argument("--repeats", type=int, default=5)
