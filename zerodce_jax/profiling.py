@@ -9,6 +9,8 @@ Used by ``benchmarks/op_profile.py``; measured figures live in README and
 from __future__ import annotations
 
 import collections
+import glob
+import os
 import re
 import tempfile
 from typing import Any, Callable, Sequence
@@ -83,8 +85,6 @@ def time_by_kind(rows: Sequence[dict]) -> dict[str, float]:
 
 
 def _load_xspace(folder: str):
-  import glob  # noqa: PLC0415
-  import os  # noqa: PLC0415
   paths = glob.glob(os.path.join(folder, "**", "*.xplane.pb"),
                     recursive=True)
   if not paths:
@@ -163,7 +163,7 @@ def time_conv_layers(arch: dict[str, Any], *, height: int, width: int,
     g = jnp.asarray(rng.normal(0, 1, (batch, height, width, cout))
                     .astype(np.float32))
     gflop = 2 * 9 * cin * cout * batch * height * width / 1e9
-    ref = None
+    ref = jax.jit(conv_candidates.xla)(x, k)
     jobs = [(c, conv_candidates.CANDIDATES[c], (x, k)) for c in candidates
             if (c != "split_concat" or layer["concat"]) and
             (c != "multiply_adds" or cin <= models.TAPS_MAX_CHANNELS)]
@@ -173,10 +173,8 @@ def time_conv_layers(arch: dict[str, Any], *, height: int, width: int,
       y = compiled(*args)
       med, _, _ = bench.timeit(lambda: jax.block_until_ready(compiled(*args)),
                                repeats=repeats)
-      diff = None
-      if name in conv_candidates.CANDIDATES:
-        ref = y if ref is None and name == "xla" else ref
-        diff = None if ref is None else float(jnp.max(jnp.abs(y - ref)))
+      diff = (float(jnp.max(jnp.abs(y - ref)))
+              if name in conv_candidates.CANDIDATES else None)
       out.append({**layer, "algorithm": name, "height": height,
                   "width": width, "batch": batch, "median_s": med,
                   "gflop": gflop, "gflop_per_s": gflop / med,
