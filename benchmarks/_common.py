@@ -1,10 +1,16 @@
-"""Shared command line of the benchmark scripts (parsing only)."""
+"""What the benchmark scripts share: where ../shared is, the command line,\nwriting results."""
 
 import argparse
 import os
+import pathlib
 
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                      "shared")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> pathlib.Path:
+  """The reference material: ``$ZERODCE_SHARED``, else ``../shared`` beside
+  the repository root (the one place that knows where it is)."""
+  return pathlib.Path(os.environ.get("ZERODCE_SHARED", ROOT.parent / "shared"))
 
 
 def parser(doc):
@@ -19,14 +25,14 @@ def parser(doc):
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--out", default="benchmarks/results",
                   help="folder for the JSON and PNG")
-  ap.add_argument("--shared", default=SHARED,
+  ap.add_argument("--shared", default=str(shared_dir()),
                   help="../shared (official weights for torch runs)")
   return ap
 
 
 def finish(records, out, name, title):
   """Writes OUT/NAME.json and .png, prints the table and the peer ratios."""
-  from zerodce_jax import bench  # noqa: PLC0415 - after XLA_FLAGS are set
+  from benchmarks import harness as bench  # noqa: PLC0415 - after XLA_FLAGS are set
   os.makedirs(out, exist_ok=True)
   bench.write_json(records, os.path.join(out, f"{name}.json"))
   bench.plot_records(records, os.path.join(out, f"{name}.png"), title=title)

@@ -37,7 +37,7 @@ def main(argv=None):
   args = ap.parse_args(argv)
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                   ".."))
-  from zerodce_jax import accelerator  # noqa: PLC0415
+  from benchmarks import accelerator_parts as accelerator  # noqa: PLC0415
   accelerator.run(args.out, plan="quick" if args.quick else "full",
                   data=args.data, budget_s=args.budget,
                   workroot=args.workroot, check=args.check,

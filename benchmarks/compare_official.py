@@ -20,11 +20,11 @@ import sys
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
-from zerodce_jax import (convert, enhance, evaluate, input_pipeline,  # noqa: E402
-                         models, params_io)
+from zerodce_jax.apps import enhance, evaluate
+from zerodce_jax.core import models
+from zerodce_jax.formats import convert, image_io, weights
 
 GRID = ["DICM/01.jpg", "DICM/12.jpg", "DICM/45.jpg", "LIME/3.bmp",
         "LIME/7.bmp"]
@@ -44,7 +44,7 @@ def main(argv=None):
                   help="Zero-DCE++ only (default 12)")
   args = ap.parse_args(argv)
   root = os.path.join(args.shared, "test_images")
-  params, arch, source = params_io.load_weights(args.weights)
+  params, arch, source = weights.load_weights(args.weights)
   ref_file = ("zerodce_pp_official_epoch99.pth" if arch["separable"]
               else "zerodce_official_epoch99.pth")
   weights = os.path.join(args.shared, "weights", ref_file)
@@ -56,7 +56,7 @@ def main(argv=None):
   ours = enhance.Enhancer(models.DCENet(**arch, scale_factor=sf), params)
   ref = enhance.Enhancer(models.DCENet(**off_arch, scale_factor=sf), off)
   paths = [(os.path.relpath(p, root), p)
-           for p in input_pipeline.list_images(root)]
+           for p in image_io.list_images(root)]
   rows, triples = evaluate.compare_models(ours, ref, paths)
   summary = evaluate.summarise(rows)
   print(evaluate.format_table(rows, summary).splitlines()[0])

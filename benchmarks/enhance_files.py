@@ -22,8 +22,7 @@ import time
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
 
 def _photo(path, megapixels, seed=0):
@@ -64,7 +63,7 @@ def main(argv=None):
   if args.quick:
     sizes = [0.3]
   extra = shlex.split(args.extra)
-  from zerodce_jax import bench  # noqa: PLC0415
+  from benchmarks import harness as bench  # noqa: PLC0415
   records = []
   with tempfile.TemporaryDirectory() as tmp:
     for mp in sizes:

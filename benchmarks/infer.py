@@ -16,13 +16,11 @@ Median of repeated runs after compilation (compile time reported apart).
 Writes OUT/infer.json and OUT/infer.png (full plan).
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
-from zerodce_jax import bench  # noqa: E402
+from benchmarks import harness as bench
 
 
 def main(argv=None):

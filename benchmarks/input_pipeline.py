@@ -16,10 +16,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
-from zerodce_jax import bench, input_pipeline as ip  # noqa: E402
+from benchmarks import harness as bench
+from zerodce_jax.training import input_pipeline as ip
 
 
 def _device_stage(images, size, steps):
@@ -46,7 +46,7 @@ def _device_stage(images, size, steps):
 
 def main(argv=None):
   ap = _common.parser(__doc__)
-  ap.add_argument("--images", default=os.path.join(_common.SHARED,
+  ap.add_argument("--images", default=os.path.join(_common.shared_dir(),
                                                    "train_images"))
   ap.add_argument("--count", type=int, default=200,
                   help="files to decode per size (default 200)")

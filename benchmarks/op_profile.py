@@ -21,13 +21,14 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-from zerodce_jax import bench, models, profiling, training  # noqa: E402
+from benchmarks import harness as bench, profiling
+from zerodce_jax.core import models
+from zerodce_jax import training
 
 
 def _print_ops(title, rows, top=8):

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from zerodce_jax import bench, profiling
+from benchmarks import harness as bench, profiling
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 

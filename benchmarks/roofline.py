@@ -9,10 +9,10 @@ Writes OUT/roofline.json and OUT/roofline.png.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
-from zerodce_jax import bench, models  # noqa: E402
+from benchmarks import harness as bench
+from zerodce_jax.core import models
 
 
 def main(argv=None):

@@ -15,8 +15,7 @@ starts); they share the same cores. Writes OUT/train_step.json and .png.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
 
 def main(argv=None):
@@ -33,7 +32,7 @@ def main(argv=None):
   if "jax" not in sys.modules:
     os.environ.setdefault(
         "XLA_FLAGS", f"--xla_force_host_platform_device_count={max(counts)}")
-  from zerodce_jax import bench  # noqa: PLC0415
+  from benchmarks import harness as bench  # noqa: PLC0415
   size, batches = 256, [int(b) for b in args.batches.split(",")]
   if args.quick:
     size, batches, args.repeats = 32, [8], 1

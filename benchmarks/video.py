@@ -27,8 +27,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+from benchmarks import _common
 
 
 def _photo(shared):
@@ -74,7 +73,7 @@ def flicker_frames(n, width, height, *, exposure=0.0, noise=0.03, seed=1):
 
 
 def write_clip(path, frames, *, fps=30, audio=True):
-  from zerodce_jax import video  # noqa: PLC0415
+  from zerodce_jax.apps import video  # noqa: PLC0415
   video.write_clip(path, frames, fps=fps,
                    options={"crf": "18", "preset": "fast"},
                    audio_rate=44100 if audio else None)
@@ -92,7 +91,7 @@ def stage_rates(path, model, params, *, batch):
   import av  # noqa: PLC0415
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
-  from zerodce_jax import video  # noqa: PLC0415
+  from zerodce_jax.apps import video  # noqa: PLC0415
   t = time.perf_counter()
   frames = decoded(path)
   decode_fps = len(frames) / (time.perf_counter() - t)
@@ -145,7 +144,7 @@ def _rss_mb():
 
 def memory_profile(path, model, params, *, batch):
   """RSS every 0.2 s while a long clip is enhanced (MB)."""
-  from zerodce_jax import video  # noqa: PLC0415
+  from zerodce_jax.apps import video  # noqa: PLC0415
   samples, done = [], threading.Event()
 
   def watch():
@@ -173,7 +172,7 @@ def memory_profile(path, model, params, *, batch):
 
 def flicker_study(path, model, params, alphas, *, batch):
   """Flicker in/out and the PSNR cost of each smoothing strength."""
-  from zerodce_jax import video  # noqa: PLC0415
+  from zerodce_jax.apps import video  # noqa: PLC0415
   src = decoded(path)
   f_in = video.flicker([f.mean() / 255 for f in src])
   rows, ref = [], None
@@ -204,11 +203,12 @@ def main(argv=None):
   args = ap.parse_args(argv)
   parts = set(args.parts.split(","))
   import jax  # noqa: PLC0415
-  from zerodce_jax import bench, models, params_io  # noqa: PLC0415
-  params, arch, source = params_io.load_weights(args.weights)
+  from benchmarks import harness as bench  # noqa: PLC0415
+  from zerodce_jax.core import models  # noqa: PLC0415
+  from zerodce_jax.formats import weights  # noqa: PLC0415
+  params, arch, source = weights.load_weights(args.weights)
   params = jax.device_put(params)
-  model = models.DCENet(**arch, scale_factor=args.scale_factor
-                        if arch["separable"] else 1)
+  model = models.model_from_arch(arch, scale_factor=args.scale_factor)
   photo = _photo(args.shared)
   quick = args.quick
   sizes = [(96, 64)] if quick else [(640, 360), (1280, 720), (1920, 1080)]

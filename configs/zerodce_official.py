@@ -11,9 +11,9 @@ Deviation, on purpose: colour-loss eps 1e-8 (the official sqrt has a NaN
 gradient on grey images, official issue #35); set --config.loss.color_eps=0
 for the bit-exact official loss.
 
-Expect: 2,002 images -> 250 steps per epoch; about 4.4 s per step on a 2-core
-CPU (measured 2026-11-25), so use an accelerator for the full 200 epochs,
-with --config.data.pipeline=device (README, "Training on a GPU or TPU").
+Expect: 2,002 images -> 250 steps per epoch. A step takes seconds on a small
+CPU (benchmarks/results/train_step.json), so use an accelerator for the full
+200 epochs, with --config.data.pipeline=device (docs: "Training").
 """
 
 import ml_collections

@@ -10,9 +10,9 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
-SHARED = pathlib.Path(
-    os.environ.get("ZERODCE_SHARED",
-                   pathlib.Path(__file__).resolve().parents[1].parent / "shared"))
+from benchmarks._common import shared_dir  # noqa: E402
+
+SHARED = shared_dir()
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def shared() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def official_zerodce(shared):
   """Converted official Zero-DCE params and arch (never written to the repo)."""
-  from zerodce_jax import convert
+  from zerodce_jax.formats import convert
   return convert.convert_official(
       str(shared / "weights" / "zerodce_official_epoch99.pth"),
       arch="zerodce")
@@ -36,7 +36,7 @@ def official_zerodce(shared):
 
 @pytest.fixture(scope="session")
 def official_zerodce_pp(shared):
-  from zerodce_jax import convert
+  from zerodce_jax.formats import convert
   return convert.convert_official(
       str(shared / "weights" / "zerodce_pp_official_epoch99.pth"),
       arch="zerodce++")

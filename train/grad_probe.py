@@ -14,7 +14,9 @@ import sys
 
 import jax.numpy as jnp
 
-from zerodce_jax import input_pipeline, models, params_io, research
+from zerodce_jax.training import input_pipeline
+from zerodce_jax.core import models, research
+from zerodce_jax.formats import image_io, weights
 
 
 def main(argv=None):
@@ -25,10 +27,10 @@ def main(argv=None):
   ap.add_argument("--size", type=int, default=128)
   ap.add_argument("--batch", type=int, default=4)
   args = ap.parse_args(argv)
-  paths = input_pipeline.list_images(args.images)[:args.batch]
+  paths = image_io.list_images(args.images)[:args.batch]
   images, _ = input_pipeline.load_resized(paths, args.size)
   batch = jnp.asarray(images.astype("float32") / 255)
-  params, arch, _ = params_io.load_weights(args.weights)
+  params, arch, _ = weights.load_weights(args.weights)
   rows = research.term_gradient_norms(models.DCENet(**arch), params, batch)
   print(f"{len(paths)} images at {args.size}x{args.size}, weights "
         f"{args.weights}")
