@@ -1,9 +1,9 @@
 """One command for an accelerator: device facts and matmul peak, inference
 and train-step timings against PyTorch on the same device, the roofline, and
-time to the official model (zerodce_jax.accelerator has the parts).
+time to the official model (benchmarks.accelerator_parts has the parts).
 
-    python benchmarks/accelerator.py --out DIR [--data FOLDER] [--budget 470]
-    python benchmarks/accelerator.py --quick --out /tmp/acc   # CPU check
+    python -m benchmarks.accelerator --out DIR [--data FOLDER] [--budget 470]
+    python -m benchmarks.accelerator --quick --out /tmp/acc   # CPU check
 
 FOLDER: the training images, e.g. a compact copy made by
 `zerodce data pack ../shared/train_images --out FOLDER` (256x256 JPEGs,
@@ -13,7 +13,6 @@ under DIR before the next starts; the recipe part trains until the budget
 """
 
 import argparse
-import os
 import sys
 
 
@@ -35,8 +34,6 @@ def main(argv=None):
   ap.add_argument("--quick", action="store_true",
                   help="tiny sizes on any device (the test suite runs this)")
   args = ap.parse_args(argv)
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                  ".."))
   from benchmarks import accelerator_parts as accelerator  # noqa: PLC0415
   accelerator.run(args.out, plan="quick" if args.quick else "full",
                   data=args.data, budget_s=args.budget,

@@ -1,8 +1,8 @@
 """Our model vs the converted official weights on the official test images.
 
-    python benchmarks/compare_official.py --weights zerodce-default \
+    python -m benchmarks.compare_official --weights zerodce-default \
         [--shared ../shared] [--grid docs/bundled_vs_official.png]
-    python benchmarks/compare_official.py --weights zerodce-pp-default \
+    python -m benchmarks.compare_official --weights zerodce-pp-default \
         --grid docs/bundled_pp_vs_official.png --out docs/bundled_pp_model
 
 Zero-DCE weights are compared with the official Zero-DCE, Zero-DCE++ weights
@@ -47,14 +47,17 @@ def main(argv=None):
   params, arch, source = weights.load_weights(args.weights)
   ref_file = ("zerodce_pp_official_epoch99.pth" if arch["separable"]
               else "zerodce_official_epoch99.pth")
-  weights = os.path.join(args.shared, "weights", ref_file)
-  if not os.path.isfile(weights):
-    print(f"{weights} not found: nothing to compare against", file=sys.stderr)
+  official = os.path.join(args.shared, "weights", ref_file)
+  if not os.path.isfile(official):
+    print(f"{official} not found: nothing to compare against",
+          file=sys.stderr)
     return 2
-  off, off_arch, _ = convert.convert_official(weights)
-  sf = args.scale_factor if arch["separable"] else 1
-  ours = enhance.Enhancer(models.DCENet(**arch, scale_factor=sf), params)
-  ref = enhance.Enhancer(models.DCENet(**off_arch, scale_factor=sf), off)
+  off, off_arch, _ = convert.convert_official(official)
+  sf = args.scale_factor
+  ours = enhance.Enhancer(models.model_from_arch(arch, scale_factor=sf),
+                          params)
+  ref = enhance.Enhancer(models.model_from_arch(off_arch, scale_factor=sf),
+                         off)
   paths = [(os.path.relpath(p, root), p)
            for p in image_io.list_images(root)]
   rows, triples = evaluate.compare_models(ours, ref, paths)

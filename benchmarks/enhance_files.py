@@ -1,6 +1,6 @@
 """`zerodce enhance` end to end on big photos: wall time and peak memory.
 
-    python benchmarks/enhance_files.py [--sizes 1,12,24,50] [--quick]
+    python -m benchmarks.enhance_files [--sizes 1,12,24,50] [--quick]
         [--extra="--max-memory none --batch 8"]
 
 For each size (megapixels, 3:2 like a camera), writes a synthetic low-light

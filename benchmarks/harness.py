@@ -516,7 +516,7 @@ def run(*, model_names: Sequence[str] = ("zerodce", "zerodce++"),
   picks); onnxruntime runs
   (``vs_onnxruntime``, inference only) the same weights exported to ONNX.
   All JAX runs come first and all peer runs after them: a JAX run just after
-  a PyTorch one was measured up to 1.8x slower (PyTorch's worker threads keep
+  a PyTorch one was measured markedly slower (PyTorch's worker threads keep
   the cores busy a while).
   """
   records, torch_jobs = [], []

@@ -1,6 +1,6 @@
 """Inference runtime: Zero-DCE and Zero-DCE++ (scale 1 and 12), JAX vs peers.
 
-    python benchmarks/infer.py [--vs-torch] [--vs-onnxruntime] [--quick]
+    python -m benchmarks.infer [--vs-torch] [--vs-onnxruntime] [--quick]
                                [--plan full|peers|strongest]
 
 full (default): sizes 256x256, 512x512, 1200x900 (the paper's), 1920x1080,

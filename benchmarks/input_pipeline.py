@@ -1,7 +1,7 @@
 """Input pipeline throughput: how many training images per second the data
 path delivers, to compare with the train step's own images/s.
 
-    python benchmarks/input_pipeline.py [--images ../shared/train_images] [--quick]
+    python -m benchmarks.input_pipeline [--images ../shared/train_images] [--quick]
 
 Stages: decode + Lanczos resize of JPEG files (what a run does once, at start:
 the resized images are then held in memory), batch assembly on the host
@@ -19,6 +19,7 @@ import time
 from benchmarks import _common
 
 from benchmarks import harness as bench
+from zerodce_jax.formats import image_io
 from zerodce_jax.training import input_pipeline as ip
 
 
@@ -55,7 +56,7 @@ def main(argv=None):
   if args.quick:
     sizes, count, steps = (32,), 8, 5
   if os.path.isdir(args.images):
-    paths = ip.list_images(args.images)[:count]
+    paths = image_io.list_images(args.images)[:count]
   else:
     paths = None
   records = []

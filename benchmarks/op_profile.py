@@ -1,6 +1,6 @@
 """Where the time goes on this backend, and what the alternatives measure.
 
-    python benchmarks/op_profile.py [--quick] [--out DIR]
+    python -m benchmarks.op_profile [--quick] [--out DIR]
 
 1. The matmul peak (a jitted 2048^2 float32 product), as the yardstick.
 2. A jax.profiler trace of Zero-DCE inference (1200x900, batch 1) and of the

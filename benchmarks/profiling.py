@@ -172,8 +172,9 @@ def time_conv_layers(arch: dict[str, Any], *, height: int, width: int,
     for name, fn, args in jobs:
       compiled, _ = bench.compile_timed(jax.jit(fn), *args)
       y = compiled(*args)
-      med, _, _ = bench.timeit(lambda: jax.block_until_ready(compiled(*args)),
-                               repeats=repeats)
+      med, _, _ = bench.timeit(
+          lambda c=compiled, a=args: jax.block_until_ready(c(*a)),
+          repeats=repeats)
       diff = (float(jnp.max(jnp.abs(y - ref)))
               if name in conv_candidates.CANDIDATES else None)
       out.append({**layer, "algorithm": name, "height": height,

@@ -1,7 +1,7 @@
 """Roofline: model FLOPs (counted from the architecture), achieved FLOP/s and
 the backend's measured peak (a jitted matmul), as a fraction of peak.
 
-    python benchmarks/roofline.py [--quick]
+    python -m benchmarks.roofline [--quick]
 
 Writes OUT/roofline.json and OUT/roofline.png.
 """

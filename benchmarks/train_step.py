@@ -4,7 +4,7 @@ it) vs batch and devices, and vs the official PyTorch step at batch
 flush-denormal (with the official weights' denormals kept PyTorch's CPU step
 is tens of times slower, never the fastest peer).
 
-    python benchmarks/train_step.py [--vs-torch] [--quick] [--devices 1,2]
+    python -m benchmarks.train_step [--vs-torch] [--quick] [--devices 1,2]
         [--batches 8,16] [--models zerodce,zerodce++]
 
 On a CPU, devices are XLA's fake host devices

@@ -1,6 +1,6 @@
 """Video: frames/s end to end and per stage; memory over a long clip; flicker.
 
-    python benchmarks/video.py [--weights zerodce-pp-default] [--quick]
+    python -m benchmarks.video [--weights zerodce-pp-default] [--quick]
 
 Clips are generated here (libx264, crf 18, with an AAC tone): a slow pan and
 zoom over a darkened photo of ../shared/test_images (a synthetic scene when

@@ -5,23 +5,52 @@ import os
 # Four fake CPU devices, before JAX initialises (multi-device tests need them).
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The memory probe's cache (apps.enhance.bytes_per_pixel) in a private folder
+os.environ.setdefault("ZERODCE_CACHE_DIR", os.path.join(
+    __import__("tempfile").mkdtemp(prefix="zerodce-test-cache-")))
 
 import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
+from _support import STRICT  # noqa: E402
 from benchmarks._common import shared_dir  # noqa: E402
 
 SHARED = shared_dir()
 
 
+def pytest_addoption(parser):
+  parser.addoption(
+      "--full", action="store_true",
+      help="the complete checks: every official test image through ONNX, "
+      "12 SIGKILLs of a training run, tests marked `full` (the default run, "
+      "as CI, takes subsets)")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--full"):
+    return
+  skip = pytest.mark.skip(reason="part of the complete run: pytest --full")
+  for item in items:
+    if "full" in item.keywords:
+      item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def full(request) -> bool:
+  """Whether this is the complete run (``pytest --full``)."""
+  return request.config.getoption("--full")
+
+
 @pytest.fixture(scope="session")
 def shared() -> pathlib.Path:
-  """The read-only ../shared folder; skips the test when it is absent."""
+  """The read-only ../shared folder; skips the test when it is absent (fails
+  under ``ZERODCE_STRICT=1``, as in CI)."""
   if not (SHARED / "README.md").is_file():
-    pytest.skip(f"reference material not found at {SHARED} (../shared beside "
-                "the project root, or set ZERODCE_SHARED): equivalence checks "
-                "against the official model are skipped")
+    why = (f"reference material not found at {SHARED} (../shared beside "
+           "the project root, or set ZERODCE_SHARED): equivalence checks "
+           "against the official model are skipped")
+    (pytest.fail if STRICT else pytest.skip)(why)
   return SHARED
 
 

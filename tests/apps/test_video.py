@@ -7,13 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _support import optional
 
 from zerodce_jax import cli
 from zerodce_jax.formats import image_io, params_io
 from zerodce_jax.core import models
 from zerodce_jax.apps import video
 
-av = pytest.importorskip("av", reason="needs the video extra")
+av = optional("av", extra="video")
 
 
 def make_clip(path, *, n=36, w=64, h=48, fps=24, audio=True,

@@ -114,8 +114,10 @@ def test_gradient_matches_finite_differences():
   x64 = np.array([0.2, 0.4, 0.7])
   eps = 1e-3
   for k in (0, 5, 23):
-    ap = np.full(24, 0.3); am = ap.copy()
-    ap[k] += eps; am[k] -= eps
+    ap = np.full(24, 0.3)
+    am = ap.copy()
+    ap[k] += eps
+    am[k] -= eps
     fd = (_reference_iterate(x64, ap, 8).sum()
           - _reference_iterate(x64, am, 8).sum()) / (2 * eps)
     np.testing.assert_allclose(float(g[0, 0, 0, k]), fd, rtol=1e-3)

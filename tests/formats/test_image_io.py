@@ -1,6 +1,7 @@
 import numpy as np
 import png
 import pytest
+from _support import optional
 import tifffile
 from PIL import Image
 
@@ -130,7 +131,7 @@ def _read_or_one_line_error(path):
 
 
 def test_fuzzed_files_under_every_extension(tmp_path):
-  hypothesis = pytest.importorskip("hypothesis")
+  hypothesis = optional("hypothesis", extra="test")
   st = hypothesis.strategies
   rng = np.random.default_rng(0)
   valid = {ext: _valid_bytes(ext, tmp_path, rng) for ext in _FUZZ_EXTS}

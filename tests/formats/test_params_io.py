@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _support import optional
 
 from zerodce_jax.core import models
 from zerodce_jax.formats import params_io, weights
@@ -161,7 +162,7 @@ def test_damaged_bundled_weights_never_crash(tmp_path):
 
 
 def test_random_bytes_as_weights(tmp_path):
-  hypothesis = pytest.importorskip("hypothesis")
+  hypothesis = optional("hypothesis", extra="test")
   path = tmp_path / "r.msgpack"
 
   @hypothesis.settings(max_examples=200, deadline=None, database=None,

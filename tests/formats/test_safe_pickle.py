@@ -8,6 +8,7 @@ import pathlib
 import pickle
 
 import pytest
+from _support import optional
 
 from zerodce_jax.formats import safe_pickle
 
@@ -15,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_plain_data_round_trips_at_every_protocol():
-  hypothesis = pytest.importorskip("hypothesis")
+  hypothesis = optional("hypothesis", extra="test")
   st = hypothesis.strategies
   def data(with_bytes):
     scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)

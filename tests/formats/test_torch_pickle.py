@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from _support import optional
 
 from zerodce_jax.formats import torch_pickle
 
@@ -479,7 +480,7 @@ def test_truncated_and_bit_flipped_official_files(shared):
 
 
 def test_random_bytes_never_crash():
-  hypothesis = pytest.importorskip("hypothesis")
+  hypothesis = optional("hypothesis", extra="test")
   st = hypothesis.strategies
   prefix = b"".join(pickle.dumps(o, protocol=2)
                     for o in (_MAGIC, 1001, _SYS_INFO))

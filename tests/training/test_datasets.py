@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 import pytest
+from _support import optional
 from PIL import Image
 
-tfds = pytest.importorskip("tensorflow_datasets")
+tfds = optional("tensorflow_datasets", extra="data")
 
 from zerodce_jax import cli  # noqa: E402
 from zerodce_jax.training import datasets  # noqa: E402
@@ -139,7 +140,7 @@ def test_training_reads_a_tfds_dataset(tmp_path):
       ("data.split", "test"), ("data.image_size", "16"),
       ("num_steps", "3"), ("log_every", "1")])
   state = training.train(config, str(tmp_path / "w"),
-                                      progress=False)
+                         progress=False)
   assert int(state.step) == 3
   rows = [json.loads(l) for l in (tmp_path / "w" / "metrics.jsonl").open()]
   assert len(rows) == 3 and all(np.isfinite(r["loss"]) for r in rows)

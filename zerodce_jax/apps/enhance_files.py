@@ -133,7 +133,7 @@ def enhance_paths(jobs: Sequence[Job], enhancer: enhance_lib.Enhancer, *,
       continue
     try:
       outs = enhancer([rgb for _, rgb, _ in loaded])
-    except Exception as e:  # noqa: BLE001 - retry one by one to isolate it
+    except Exception:  # noqa: BLE001 - retry one by one to isolate it
       outs = []
       for job, rgb, _ in loaded:
         try:

@@ -61,8 +61,8 @@ def term_gradient_norms(model, params: Any, batch: jax.Array, *,
   for name in terms:
     for variant in variants:
       value, g_maps = jax.value_and_grad(term_value)(maps, name, variant)
-      g_params = jax.grad(lambda p: term_value(maps_of(p), name, variant))(
-          params)
+      g_params = jax.grad(
+          lambda p, n=name, v=variant: term_value(maps_of(p), n, v))(params)
       out.append({"term": name, "variant": variant, "value": float(value),
                   "grad_maps_norm": float(optax.tree.norm(g_maps)),
                   "grad_params_norm": float(optax.tree.norm(g_params))})

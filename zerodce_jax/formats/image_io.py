@@ -239,7 +239,8 @@ def write_image(path: str, rgb: np.ndarray, info: ImageInfo, *,
   if fmt in ("jpeg", "bmp", "webp") and (depth == 16 or (
       info.alpha is not None and fmt != "webp")):
     warnings.warn(f"{path}: {fmt} cannot hold 16 bits or alpha; writing "
-                  "8-bit without alpha (use --format png to keep them)")
+                  "8-bit without alpha (use --format png to keep them)",
+                  stacklevel=2)
     depth, arr = 8, colour
   data = from_float(arr, depth)
   if data.shape[-1] == 1:

@@ -57,13 +57,6 @@ class Allowed:
   fn: Callable[..., Any]
 
 
-class _Mark:
-  pass
-
-
-_MARK = _Mark()
-
-
 def _refuse_global(module: str, name: str, where: str) -> ForbiddenError:
   return ForbiddenError(
       f"refusing global {module}.{name}{where}: only tensors and plain "
