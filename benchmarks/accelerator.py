@@ -6,8 +6,8 @@ time to the official model (benchmarks.accelerator_parts has the parts).
     python -m benchmarks.accelerator --quick --out /tmp/acc   # CPU check
 
 FOLDER: the training images, e.g. a compact copy made by
-`zerodce data pack ../shared/train_images --out FOLDER` (256x256 JPEGs,
-about 41 MiB) for a machine without ../shared. Each part writes its JSON
+`zerodce data pack ../shared/train_images --out FOLDER` (256x256 JPEGs)
+for a machine without ../shared. Each part writes its JSON
 under DIR before the next starts; the recipe part trains until the budget
 (seconds for the whole command) and saves DIR/<config>.msgpack.
 """

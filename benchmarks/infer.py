@@ -8,7 +8,7 @@ full (default): sizes 256x256, 512x512, 1200x900 (the paper's), 1920x1080,
 peers: 256x256, 1200x900 and 1920x1080 at batch 1 and 4, float32 only (the
 comparison with PyTorch and onnxruntime), written as infer_peers.json/png;
 PyTorch runs with flush-denormal only (with the official weights' denormals
-kept it was 50x slower on one of our CPUs: 4.04 s vs 0.080 s at 256x256).
+kept it is many times slower on x86 CPUs: infer_peers.json has both).
 strongest: 256x256, 1200x900 and 1920x1080 at batch 1 against every PyTorch mode
 (eager NCHW, channels_last, torch.compile; flush-denormal) and onnxruntime,
 written as infer_strongest.json/png.

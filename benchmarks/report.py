@@ -375,12 +375,23 @@ def accelerator_section(folder):
   n_skip = sum(len(r.get("skipped", [])) if isinstance(r.get("skipped"),
                                                        list) else 0
                for r in missing)
-  n_err = sum(1 for r in missing if "error" in r)
-  if n_skip or n_err:
+  errors = [" ".join(str(r[k]) for k in ("task", "framework", "mode",
+                                          "config") if r.get(k))
+            + f" ({_error_kind(r['error'])})" for r in missing
+            if "error" in r]
+  if n_skip or errors:
     parts.append(f"Not measured in this run: {n_skip} configurations left "
-                 f"out by the time budget, {n_err} errors (out of memory); "
-                 "listed in the JSON.")
+                 "out by the time budget (listed in the JSON)"
+                 + (f"; {len(errors)} failed: " + ", ".join(errors)
+                    if errors else "") + ".")
   return "\n\n".join(parts) + "\n"
+
+
+def _error_kind(error):
+  """A recorded error in a few words."""
+  if "RESOURCE_EXHAUSTED" in error or "out of memory" in error.lower():
+    return "out of memory"
+  return " ".join(error.split())[:80]
 
 
 def _recipe_lines(folder):

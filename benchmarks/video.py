@@ -97,9 +97,8 @@ def stage_rates(path, model, params, *, batch):
   decode_fps = len(frames) / (time.perf_counter() - t)
   n = len(frames)
   fn = video.make_frame_fn(model, peak=255)
-  s = model.scale_factor if model.separable else 1
   h, w = frames[0].shape[:2]
-  prev = jnp.zeros((h // s, w // s, model.map_channels), jnp.float32)
+  prev = video.initial_state(model, h, w)
   cuts = np.zeros(batch, bool)
   batches = [np.stack(frames[i:i + batch]) for i in range(0, n - batch + 1,
                                                           batch)]

@@ -48,9 +48,9 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# "Attributes:" sections as fields of the class, so that the dataclass
+# fields autodoc lists are not described twice.
+napoleon_use_ivar = True
 
 html_theme = "alabaster"
 html_title = "zerodce-jax"
-# "Attributes:" sections as fields of the class: the dataclass fields are
-# not described twice.
-napoleon_use_ivar = True

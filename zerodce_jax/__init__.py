@@ -1,7 +1,7 @@
 """zerodce-jax: Zero-DCE and Zero-DCE++ low-light enhancement in JAX/Flax.
 
 The package is layered; each layer imports only from the layers above it in
-this list:
+this list::
 
   core      the maths: LE-curves, resampling, DCE-Net and its kernels, the
             four losses, metrics, research probes (pure functions)

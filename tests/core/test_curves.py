@@ -121,3 +121,79 @@ def test_gradient_matches_finite_differences():
     fd = (_reference_iterate(x64, ap, 8).sum()
           - _reference_iterate(x64, am, 8).sum()) / (2 * eps)
     np.testing.assert_allclose(float(g[0, 0, 0, k]), fd, rtol=1e-3)
+
+
+# ------------------------------------------------ controls beyond the paper --
+def _maps(seed, shape=(5, 7, 24), lo=-1.0, hi=1.0):
+  return jnp.asarray(np.random.default_rng(seed).uniform(lo, hi, shape),
+                     jnp.float32)
+
+
+def test_noise_gain_is_the_derivative_of_the_curves():
+  """Closed product == jax.jvp == central finite differences (float64)."""
+  x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (5, 7, 3)))
+  a = _maps(1)
+  g = curves.noise_gain(x, a)
+  _, jvp = jax.jvp(lambda v: curves.apply_curves(v, a), (x,),
+                   (jnp.ones_like(x),))
+  np.testing.assert_allclose(g, jvp, rtol=1e-5, atol=1e-6)
+  x64 = np.asarray(x, np.float64)
+  a64 = np.asarray(a, np.float64)
+  eps = 1e-6
+  fd = (_reference_iterate(x64 + eps, a64, 8)
+        - _reference_iterate(x64 - eps, a64, 8)) / (2 * eps)
+  np.testing.assert_allclose(np.asarray(g, np.float64), fd, rtol=1e-4,
+                             atol=1e-5)
+  # Zero-DCE++: one shared map, 8 iterations
+  g_pp = curves.noise_gain(x, a[..., :3], iterations=8)
+  _, jvp_pp = jax.jvp(lambda v: curves.apply_curves(v, a[..., :3],
+                                                    iterations=8),
+                      (x,), (jnp.ones_like(x),))
+  np.testing.assert_allclose(g_pp, jvp_pp, rtol=1e-5, atol=1e-6)
+  # brightening maps amplify the darks: gain > 1 at I = 0 with a > 0
+  assert float(curves.noise_gain(jnp.zeros((1, 1, 3)),
+                                 jnp.full((1, 1, 24), 0.5)).min()) > 1
+
+
+def test_strength_zero_is_the_input_and_one_is_the_model():
+  x = jnp.asarray(np.random.default_rng(2).uniform(0, 1, (5, 7, 3)),
+                  jnp.float32)
+  a = _maps(3)
+  y0, g0 = curves.apply_at_strength(x, a, 0.0, shoulder=(0.6, 0.97))
+  np.testing.assert_array_equal(y0, x)
+  np.testing.assert_array_equal(g0, jnp.ones_like(x))
+  y1, g1 = curves.apply_at_strength(x, a, 1.0)
+  np.testing.assert_array_equal(y1, curves.apply_curves(x, a))
+  np.testing.assert_allclose(g1, curves.noise_gain(x, a), rtol=1e-6)
+
+
+@pytest.mark.parametrize("strength", [0.3, 1.0, 2.0, 4.0])
+@pytest.mark.parametrize("shoulder", [None, (0.6, 0.97)])
+def test_strength_keeps_the_curve_monotone(strength, shoulder):
+  a = np.broadcast_to(np.asarray(_maps(4, (1, 1, 24))), (1, 256, 24))
+  x = jnp.asarray(np.linspace(0, 1, 256, dtype=np.float32)[None, :, None]
+                  .repeat(3, -1))
+  y, g = curves.apply_at_strength(x, jnp.asarray(a), strength,
+                                  shoulder=shoulder)
+  assert bool(jnp.all(jnp.diff(y[0, :, 0]) >= -1e-7))
+  assert float(g.min()) >= 0
+  assert float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_shoulder_gain_is_the_derivative_and_keeps_highlights_below():
+  x = jnp.asarray(np.random.default_rng(5).uniform(0, 1, (6, 8, 3)))
+  a = _maps(6, (6, 8, 24), lo=0.0)
+  f = lambda v: curves.apply_at_strength(v, a, 3.0, shoulder=(0.6, 0.97))[0]
+  _, g = curves.apply_at_strength(x, a, 3.0, shoulder=(0.6, 0.97))
+  _, jvp = jax.jvp(f, (x,), (jnp.ones_like(x),))
+  np.testing.assert_allclose(g, jvp, rtol=1e-4, atol=1e-5)
+  # brightening never pushes a pixel below the ceiling above it...
+  y = f(x)
+  below = np.asarray(x) < 0.97
+  assert float(np.asarray(y)[below].max()) <= 0.97 + 1e-6
+  # ...and it still brightens what is dark
+  assert float(y[x < 0.3].min() - x[x < 0.3].min()) >= 0
+  w, dw = curves.shoulder_weight(jnp.asarray([0.5, 0.785, 0.99]), knee=0.6,
+                                 ceiling=0.97)
+  np.testing.assert_allclose(w, [1.0, 0.5, 0.0], atol=1e-6)
+  np.testing.assert_allclose(dw, [0.0, -1 / 0.37, 0.0], rtol=1e-6)

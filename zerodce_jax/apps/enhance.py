@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerodce_jax.apps import tiling
-from zerodce_jax.core import curves, models, resize
+from zerodce_jax.apps import quality, tiling
+from zerodce_jax.core import curves, denoise, exposure, models, resize
 from zerodce_jax.formats import atomic, image_io
 
 __all__ = ["Enhancer", "enhance", "receptive_radius", "DEFAULT_MAX_MEMORY",
@@ -173,6 +173,11 @@ class Enhancer:
       the tiling threshold and the tile size shrink to fit. ``"auto"``
       (default): ``default_max_memory()``, sized from the device. ``None``:
       no budget (``batch_size``, ``max_pixels`` and ``tile`` as given).
+    controls: what ``__call__`` applies when called without ``controls``
+      (``apps.quality.Controls``; None: the plain path).
+    subsample: an exposure is measured on every ``subsample``-th row and
+      column (a divisor of ``bucket``; larger is faster and coarser, for
+      previews).
     traces: how many times a compiled function was traced (for tests).
   """
   model: models.DCENet
@@ -183,6 +188,8 @@ class Enhancer:
   batch_size: int = 8
   strip_rows: int = 512
   max_memory: int | str | None = "auto"
+  controls: quality.Controls | None = None
+  subsample: int = 4
   traces: int = 0
 
   def __post_init__(self):
@@ -211,6 +218,110 @@ class Enhancer:
                                  iterations=model.iterations)
 
     self._strip_fn = jax.jit(curve_strip)
+    self._controlled_fns: dict[tuple[str, Any], Any] = {}
+
+  # ------------------------------------------------- controlled rendering --
+  def _controlled_fn(self, kind: str, shoulder, denoised: bool = False):
+    """The compiled functions of the controlled path, one per kind, highlight
+    shoulder and whether they denoise: ``net`` (network + render on
+    canvases), ``strip`` (Zero-DCE++ up-scaled maps + render), ``full``
+    (render with given maps), ``strength`` (``core.exposure.strength_for``
+    on a subsample) and ``noise`` (``core.denoise.estimate_noise``)."""
+    key = (kind, shoulder, denoised)
+    if key in self._controlled_fns:
+      return self._controlled_fns[key]
+    model, n = self.model, self.model.iterations
+
+    def render(x, maps, extra):
+      """The curves at the strength (``extra[..., 0]``), and with denoising
+      the output's noise sigma for the ``filter`` call."""
+      e = extra[..., None, None, None, :] if x.ndim == 4 else extra
+      y, gain = curves.apply_at_strength(x, maps, e[..., 0], iterations=n,
+                                         shoulder=shoulder)
+      if not denoised:
+        return y
+      # per channel: a reduction over the channels here makes XLA:CPU
+      # recompute the whole curve per channel (the filter call reduces)
+      return y, gain * denoise.noise_sigma(x, e[..., 2], e[..., 3])
+
+    if kind == "net":
+      def fn(params, x, mask, extra):
+        self.traces += 1
+        maps = model.apply({"params": params}, x, mask, method=model.estimate)
+        return render(x, maps, extra)
+    elif kind == "strip":
+      def fn(maps_small, rows, cols, x, extra, mask):
+        del mask  # the filter's (a separate call)
+        self.traces += 1
+        up = resize.resize_axis(maps_small, rows, axis=0)
+        up = resize.resize_axis(up, cols, axis=1)
+        return render(x, up, extra)
+    elif kind == "full":
+      def fn(x, maps, extra):
+        self.traces += 1
+        return render(x, maps, extra)
+    elif kind == "filter":
+      def fn(y, sigma, extra, mask):
+        self.traces += 1
+        e = extra[..., None, None, None, :] if y.ndim == 4 else extra
+        return denoise.denoise(y, sigma, amount=e[..., 1], mask=mask)
+    elif kind == "noise":
+      def fn(x, mask):
+        self.traces += 1
+        return denoise.estimate_noise(x, mask=mask)
+    else:
+      def fn(x, maps, mask, target):
+        self.traces += 1
+        return exposure.strength_for(x, maps, target, iterations=n,
+                                     shoulder=shoulder, mask=mask)
+    jitted = jax.jit(fn)
+    if denoised and kind in ("net", "strip", "full"):
+      # two compiled calls: fused into the filters' shifted reads, XLA
+      # recomputes the curves' gain for every tap (several times slower)
+      filt = self._controlled_fn("filter", None)
+
+      def jitted(*args, _curves=jitted, _kind=kind):
+        y, sigma = _curves(*args)
+        if _kind == "net":
+          mask, extra = args[2], args[3]
+        elif _kind == "strip":
+          mask, extra = args[-1], args[4]
+        else:
+          extra = args[2]
+          mask = jnp.ones(y.shape[:-1] + (1,), y.dtype)
+        return filt(y, sigma, extra, mask)
+    self._controlled_fns[key] = jitted
+    return jitted
+
+  NOISE_CROP = 1024  # the noise is estimated on a centre crop of this side
+
+  def noise(self, image: np.ndarray) -> tuple[float, float]:
+    """``(a, b)`` of the input's noise, ``sigma^2 = a I + b``
+    (``core.denoise.estimate_noise``), on a centre crop of at most
+    ``NOISE_CROP`` pixels a side, padded to the bucket (one compiled
+    function per canvas size). What ``render`` estimates unless given it:
+    interactive callers keep it with the maps."""
+    h, w = image.shape[:2]
+    ch, cw = min(h, self.NOISE_CROP), min(w, self.NOISE_CROP)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    hb, wb = _round_up(ch, self.bucket), _round_up(cw, self.bucket)
+    canvas = np.zeros((hb, wb, 3), np.float32)
+    mask = np.zeros((hb, wb, 1), np.float32)
+    canvas[:ch, :cw] = image[y0:y0 + ch, x0:x0 + cw]
+    mask[:ch, :cw] = 1
+    a, b = self._controlled_fn("noise", None)(jnp.asarray(canvas),
+                                              jnp.asarray(mask))
+    return float(a), float(b)
+
+  def _extras(self, image: np.ndarray, strength: float,
+              controls: quality.Controls,
+              noise: tuple[float, float] | None = None) -> np.ndarray:
+    """The per-image numbers a compiled render call takes, ``[4]``: the
+    strength, the denoising amount and the input's noise ``(a, b)``."""
+    if not controls.denoise:
+      noise = (0.0, 0.0)
+    a, b = self.noise(image) if noise is None else noise
+    return np.asarray([strength, controls.denoise, a, b], np.float32)
 
   # ------------------------------------------------------- memory budget --
   def call_pixels(self, fn) -> int:
@@ -222,21 +333,24 @@ class Enhancer:
     m = self.model
     per_pixel = bytes_per_pixel(
         (m.depth, m.width, m.iterations, m.separable), jnp.dtype(m.dtype).name,
-        enhance_too=fn is self._enhance_fn, backend=jax.default_backend())
+        enhance_too=fn is not self._maps_fn, backend=jax.default_backend())
     return max(1, int(self.max_memory / per_pixel))
 
-  def _limits(self, fn) -> tuple[int, int]:
+  def _limits(self, fn, halo: int = 0) -> tuple[int, int]:
     """``(tiling threshold in pixels, tile core side)`` under the budget."""
     budget = self.call_pixels(fn)
-    r = receptive_radius(self.model)
+    r = receptive_radius(self.model) + halo
     side = int(math.isqrt(budget)) - 2 * r
     tile = min(self.tile, max(self.bucket, side // self.bucket * self.bucket))
     return min(self.max_pixels, budget), tile
 
   # ------------------------------------------------------------ conv nets --
   def _run_canvases(self, fn, canvases: list[np.ndarray],
-                    masks: list[np.ndarray]) -> list[np.ndarray]:
-    """Runs ``fn`` on same-shape canvases, batched by powers of two."""
+                    masks: list[np.ndarray],
+                    extras: list[np.ndarray] | None = None
+                    ) -> list[np.ndarray]:
+    """Runs ``fn`` on same-shape canvases, batched by powers of two (with
+    ``extras``, one small vector per canvas, as a 4th argument)."""
     outs = []
     fit = self.call_pixels(fn) // (canvases[0].shape[0] *
                                    canvases[0].shape[1])
@@ -249,13 +363,21 @@ class Enhancer:
       x = np.zeros((b,) + xs[0].shape, np.float32)
       m = np.zeros((b,) + ms[0].shape, np.float32)
       x[:n], m[:n] = xs, ms
-      y = np.asarray(fn(self.params, jnp.asarray(x, self.model.dtype),
-                        jnp.asarray(m, self.model.dtype)), np.float32)
+      args = [self.params, jnp.asarray(x, self.model.dtype),
+              jnp.asarray(m, self.model.dtype)]
+      if extras is not None:
+        e = np.zeros((b,) + extras[0].shape, np.float32)
+        e[:n] = extras[start:start + per_call]
+        args.append(jnp.asarray(e))
+      y = np.asarray(fn(*args), np.float32)
       outs += list(y[:n])
     return outs
 
-  def _bucketed(self, fn, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Whole images through ``fn``, grouped by bucket, cropped back."""
+  def _bucketed(self, fn, images: Sequence[np.ndarray],
+                extras: Sequence[np.ndarray] | None = None,
+                stride: int = 1) -> list[np.ndarray]:
+    """Whole images through ``fn``, grouped by bucket, cropped back (every
+    ``stride``-th row and column kept)."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, im in enumerate(images):
       key = (_round_up(im.shape[0], self.bucket),
@@ -272,17 +394,25 @@ class Enhancer:
         m[:h, :w] = 1
         canvases.append(c)
         masks.append(m)
-      for i, y in zip(idx, self._run_canvases(fn, canvases, masks)):
+      ex = None if extras is None else [extras[i] for i in idx]
+      for i, y in zip(idx, self._run_canvases(fn, canvases, masks, ex)):
         h, w = images[i].shape[:2]
-        results[i] = y[:h, :w]
+        results[i] = y[:h:stride, :w:stride]
     return results  # type: ignore[return-value]
 
-  def _tiled(self, fn, image: np.ndarray, out_channels: int) -> np.ndarray:
-    """One large image through ``fn`` in halo tiles; exact."""
+  def _tiled(self, fn, image: np.ndarray, out_channels: int,
+             extra: np.ndarray | None = None, stride: int = 1,
+             halo: int = 0) -> np.ndarray:
+    """One large image through ``fn`` in halo tiles; exact. Tile cores
+    start at multiples of the bucket, so every ``stride``-th row and column
+    of the image (``stride`` dividing the bucket) is every ``stride``-th of
+    each core."""
     h, w = image.shape[:2]
-    t, r = self._limits(fn)[1], receptive_radius(self.model)
+    t = self._limits(fn, halo)[1]
+    r = receptive_radius(self.model) + halo
     size = t + 2 * r
-    out = np.empty((h, w, out_channels), np.float32)
+    out = np.empty((-(-h // stride), -(-w // stride), out_channels),
+                   np.float32)
     tiles = list(tiling.halo_tiles(h, w, tile=t, radius=r))
     for start in range(0, len(tiles), self.batch_size):
       chunk = tiles[start:start + self.batch_size]
@@ -298,27 +428,45 @@ class Enhancer:
         m[oy:oy + wh, ox:ox + ww] = 1
         canvases.append(c)
         masks.append(m)
-      for tl, res in zip(chunk, self._run_canvases(fn, canvases, masks)):
-        out[tl.y:tl.y + tl.h, tl.x:tl.x + tl.w] = res[r:r + tl.h, r:r + tl.w]
+      ex = None if extra is None else [extra] * len(chunk)
+      for tl, res in zip(chunk, self._run_canvases(fn, canvases, masks, ex)):
+        core = res[r:r + tl.h:stride, r:r + tl.w:stride]
+        y, x = tl.y // stride, tl.x // stride
+        out[y:y + core.shape[0], x:x + core.shape[1]] = core
     return out
 
   def _through_net(self, fn, images: Sequence[np.ndarray],
-                   out_channels: int) -> list[np.ndarray]:
-    limit = self._limits(fn)[0]
+                   out_channels: int,
+                   extras: Sequence[np.ndarray] | None = None,
+                   stride: int = 1, halo: int = 0) -> list[np.ndarray]:
+    """Images through ``fn`` (``fn(params, x, mask[, extra])``), whole in
+    buckets or in halo tiles (``halo`` pixels beyond the network's own
+    receptive field: what ``fn`` reads after it); every ``stride``-th row
+    and column kept."""
+    limit = self._limits(fn, halo)[0]
     small = [i for i, im in enumerate(images)
              if _round_up(im.shape[0], self.bucket)
              * _round_up(im.shape[1], self.bucket) <= limit]
     results: list[np.ndarray | None] = [None] * len(images)
-    for i, y in zip(small, self._bucketed(fn, [images[i] for i in small])):
+    ex = None if extras is None else [extras[i] for i in small]
+    for i, y in zip(small, self._bucketed(fn, [images[i] for i in small], ex,
+                                          stride)):
       results[i] = y
     for i, im in enumerate(images):
       if results[i] is None:
-        results[i] = self._tiled(fn, im, out_channels)
+        results[i] = self._tiled(fn, im, out_channels,
+                                 None if extras is None else extras[i],
+                                 stride, halo)
     return results  # type: ignore[return-value]
 
   # ---------------------------------------------------------- Zero-DCE++ --
-  def _apply_scaled_maps(self, image: np.ndarray, maps_small: np.ndarray) -> np.ndarray:
-    """Up-scales a small curve map and applies it, in strips of rows."""
+  def _apply_scaled_maps(self, image: np.ndarray, maps_small: np.ndarray,
+                         render=None, extra: np.ndarray | None = None,
+                         halo: int = 0) -> np.ndarray:
+    """Up-scales a small curve map and applies it, in strips of rows (with
+    ``render``, a controlled ``strip`` function, and its ``extra``; each
+    strip then also reads ``halo`` rows above and below, masked beyond the
+    image, so that a neighbourhood filter gives the whole image's result)."""
     h, w = image.shape[:2]
     hs, ws = maps_small.shape[:2]
     hb, wb = _round_up(hs, self.bucket), _round_up(ws, self.bucket)
@@ -332,33 +480,177 @@ class Enhancer:
       a[:w] = b
     out = np.empty_like(image)
     n = self.strip_rows
+    size = n + 2 * halo
     for y in range(0, h, n):
       k = min(n, h - y)
-      strip = np.zeros((n, wfull, 3), np.float32)
-      strip[:k, :w] = image[y:y + k]
-      r = [np.zeros(n, a.dtype) for a in rows]
+      y0, y1 = max(y - halo, 0), min(y + k + halo, h)  # rows read
+      off = y0 - (y - halo)                            # where they go
+      strip = np.zeros((size, wfull, 3), np.float32)
+      strip[off:off + y1 - y0, :w] = image[y0:y1]
+      r = [np.zeros(size, a.dtype) for a in rows]
       for a, b in zip(r, rows):
-        a[:k] = b[y:y + k]
-      res = self._strip_fn(jnp.asarray(pad_maps), tuple(map(jnp.asarray, r)),
-                           tuple(map(jnp.asarray, cols)),
-                           jnp.asarray(strip, self.model.dtype))
-      out[y:y + k] = np.asarray(res, np.float32)[:k, :w]
+        a[off:off + y1 - y0] = b[y0:y1]
+      args = [jnp.asarray(pad_maps), tuple(map(jnp.asarray, r)),
+              tuple(map(jnp.asarray, cols)),
+              jnp.asarray(strip, self.model.dtype)]
+      if render is None:
+        res = self._strip_fn(*args)
+      else:
+        mask = np.zeros((size, wfull, 1), np.float32)
+        mask[off:off + y1 - y0, :w] = 1
+        res = render(*args, jnp.asarray(extra), jnp.asarray(mask))
+      out[y:y + k] = np.asarray(res, np.float32)[halo:halo + k, :w]
     return out
 
+  def _scaled_sub_maps(self, shape: tuple[int, int], maps_small: np.ndarray,
+                       stride: int) -> np.ndarray:
+    """The up-scaled Zero-DCE++ map at every ``stride``-th row and column
+    of the full-resolution image, ``[ceil(H/s), ceil(W/s), 3]``."""
+    h, w = shape
+    hs, ws = maps_small.shape[:2]
+    rows = [a[::stride] for a in resize.interp_taps(hs, h,
+                                                    align_corners=True)]
+    cols = [a[::stride] for a in resize.interp_taps(ws, w,
+                                                    align_corners=True)]
+    up = resize.resize_axis(np.asarray(maps_small, np.float32), rows, axis=0)
+    return np.asarray(resize.resize_axis(up, cols, axis=1), np.float32)
+
+  # ------------------------------------------------------------ exposure --
+
+  def _strength(self, image: np.ndarray, sub_maps: np.ndarray,
+                controls: quality.Controls) -> float:
+    """The strength ``controls`` ask for: theirs, or the one that gives
+    ``image`` the target mean brightness (``core.exposure``), measured on
+    the subsample that ``sub_maps`` (every ``subsample``-th pixel's maps)
+    belong to."""
+    if controls.exposure is None:
+      return controls.strength
+    s = self.subsample
+    x = image[::s, ::s]
+    hb = _round_up(x.shape[0], self.bucket // s)
+    wb = _round_up(x.shape[1], self.bucket // s)
+    xc = np.zeros((hb, wb, 3), np.float32)
+    mc = np.zeros((hb, wb, sub_maps.shape[-1]), np.float32)
+    mask = np.zeros((hb, wb, 1), np.float32)
+    xc[:x.shape[0], :x.shape[1]] = x
+    mc[:x.shape[0], :x.shape[1]] = sub_maps
+    mask[:x.shape[0], :x.shape[1]] = 1
+    solve = self._controlled_fn("strength", controls.shoulder)
+    return float(solve(jnp.asarray(xc), jnp.asarray(mc), jnp.asarray(mask),
+                       jnp.float32(controls.exposure)))
+
+  def _sub_maps(self, images: Sequence[np.ndarray], maps=None
+                ) -> list[np.ndarray]:
+    """Every ``subsample``-th pixel's curve maps (from ``maps`` as
+    ``estimate`` gives them, or from the network)."""
+    s = self.subsample
+    if maps is None:
+      if not self._rescales:
+        return self._through_net(self._maps_fn, images,
+                                 self.model.map_channels, stride=s)
+      maps = self.estimate(images)
+    if not self._rescales:
+      return [np.asarray(m)[::s, ::s] for m in maps]
+    return [self._scaled_sub_maps(im.shape[:2], m, s)
+            for im, m in zip(images, maps)]
+
   # --------------------------------------------------------------- public --
-  def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+  def __call__(self, images: Sequence[np.ndarray], *,
+               controls: quality.Controls | None = None
+               ) -> list[np.ndarray]:
     """Enhances RGB float images (``[H, W, 3]`` in [0, 1], any sizes).
+
+    Args:
+      images: the images.
+      controls: strength, exposure, highlight protection, denoising
+        (``apps.quality.Controls``; default: the Enhancer's own); plain
+        controls take the exact path of the paper (the official outputs
+        with official weights).
 
     Returns:
       One ``[H, W, 3]`` float32 array in [0, 1] per input, same sizes.
     """
     images = tiling.checked_images(images)
+    controls = self.controls if controls is None else controls
+    if controls is not None and not controls.plain:
+      return self._controlled(images, controls)
     if not self._rescales:
       return self._through_net(self._enhance_fn, images, 3)
+    maps = self.estimate(images)
+    return [self._apply_scaled_maps(im, m) for im, m in zip(images, maps)]
+
+  def _controlled(self, images: list[np.ndarray],
+                  controls: quality.Controls) -> list[np.ndarray]:
+    """``__call__`` with controls, in bounded memory: Zero-DCE runs the
+    network twice when an exposure is asked for (once for the strength,
+    on a subsample, once to render), Zero-DCE++ once (its maps are small)."""
+    if self._rescales:
+      maps = self.estimate(images)
+      return self.render(images, maps, controls=controls)
+    if controls.exposure is None:
+      strengths = [controls.strength] * len(images)
+    else:
+      strengths = [self._strength(im, m, controls) for im, m in
+                   zip(images, self._sub_maps(images))]
+    extras = [self._extras(im, s, controls)
+              for im, s in zip(images, strengths)]
+    denoised = bool(controls.denoise)
+    return self._through_net(
+        self._controlled_fn("net", controls.shoulder, denoised), images, 3,
+        extras=extras, halo=denoise.HALO if denoised else 0)
+
+  def estimate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The curve maps of RGB float images, computed once so that
+    ``render`` can apply them at any strength, exposure or denoising.
+
+    Returns:
+      Per image, Zero-DCE: ``[H, W, 3n]`` (one map per iteration);
+      Zero-DCE++: ``[h, w, 3]`` at the network's (down-scaled) resolution.
+    """
+    images = tiling.checked_images(images)
+    if not self._rescales:
+      return self._through_net(self._maps_fn, images,
+                               self.model.map_channels)
     s = self.model.scale_factor
     smalls = [resize.torch_downscale(im[None], s)[0] for im in images]
-    maps = self._through_net(self._maps_fn, smalls, 3)
-    return [self._apply_scaled_maps(im, m) for im, m in zip(images, maps)]
+    return self._through_net(self._maps_fn, smalls, 3)
+
+  def render(self, images: Sequence[np.ndarray], maps: Sequence[np.ndarray],
+             *, controls: quality.Controls = quality.PLAIN,
+             noise: Sequence[tuple[float, float]] | None = None
+             ) -> list[np.ndarray]:
+    """Applies maps from ``estimate`` with ``controls``: the same result as
+    ``__call__(images, controls=controls)`` without running the network.
+
+    Args:
+      images: the images the maps were estimated on.
+      maps: ``estimate(images)``.
+      controls: what to apply.
+      noise: ``noise(image)`` per image, if already known (denoising
+        estimates it otherwise).
+
+    Returns:
+      One ``[H, W, 3]`` float32 array in [0, 1] per image.
+    """
+    images = tiling.checked_images(images)
+    noise = [None] * len(images) if noise is None else list(noise)
+    out = []
+    for im, m, nz, sub in zip(images, maps, noise, self._sub_maps(images, maps)
+                              if controls.exposure is not None else
+                              [None] * len(images)):
+      s = self._strength(im, sub, controls)
+      extra = self._extras(im, s, controls, nz)
+      denoised = bool(controls.denoise)
+      if self._rescales:
+        out.append(self._apply_scaled_maps(
+            im, m, self._controlled_fn("strip", controls.shoulder, denoised),
+            extra, halo=denoise.HALO if denoised else 0))
+      else:
+        y = self._controlled_fn("full", controls.shoulder, denoised)(
+            jnp.asarray(im, self.model.dtype),
+            jnp.asarray(m, self.model.dtype), jnp.asarray(extra))
+        out.append(np.asarray(y, np.float32))
+    return out
 
 
 # The Enhancers ``enhance`` built last, newest last: (params, key, Enhancer).
@@ -386,7 +678,10 @@ def _cached_enhancer(params: Any, fields: dict[str, Any], **options: Any
 def enhance(image: np.ndarray, params: Any, *,
             arch: dict[str, Any] | str = "zerodce", scale_factor: int = 12,
             dtype: Any = jnp.float32, tile: int = 1024,
-            max_pixels: int = 4_194_304) -> np.ndarray:
+            max_pixels: int = 4_194_304, strength: float | None = None,
+            exposure: float | str | None = None,
+            denoise: float | str | None = None,
+            controls: quality.Controls | None = None) -> np.ndarray:
   """Enhances one image given as a NumPy array, any dtype, as the CLI does.
 
   Args:
@@ -398,6 +693,10 @@ def enhance(image: np.ndarray, params: Any, *,
     scale_factor: Zero-DCE++ only (official test: 12).
     dtype: compute dtype.
     tile, max_pixels: see ``Enhancer``.
+    strength, exposure, denoise: controls beyond the paper, as the command
+      line's ``--strength``, ``--exposure`` (a brightness, ``"auto"`` or
+      ``"off"``) and ``--denoise`` (0..1, ``"auto"`` or ``"off"``); None:
+      not applied. Or ``controls``, an ``apps.quality.Controls``.
 
   The ``Enhancer`` built for a call is kept (the last few, keyed by the
   ``params`` object and the options), so calling again with the same
@@ -422,10 +721,17 @@ def enhance(image: np.ndarray, params: Any, *,
   if gray:
     colour = np.repeat(colour, 3, axis=-1)
   fields = models.ARCHITECTURES[arch] if isinstance(arch, str) else arch
+  if controls is None:
+    controls = quality.resolve(
+        strength=strength,
+        exposure=None if exposure is None else str(exposure),
+        denoise=None if denoise is None else str(denoise))
+  elif (strength, exposure, denoise) != (None, None, None):
+    raise ValueError("give controls or strength/exposure/denoise, not both")
   enhancer = _cached_enhancer(params, fields, scale_factor=scale_factor,
                               dtype=jnp.dtype(dtype).name, tile=tile,
                               max_pixels=max_pixels)
-  out = enhancer([colour])[0]
+  out = enhancer([colour], controls=controls)[0]
   if gray:
     out = out.mean(axis=-1, keepdims=True)
   if alpha is not None:

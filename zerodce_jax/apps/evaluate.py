@@ -1,7 +1,13 @@
 """``zerodce eval``: enhance a test set and score it with the papers' figures.
 
 Paired sets (a folder of low-light inputs and a folder of references matched
-by relative path, extension ignored): PSNR, SSIM, MAE (0-255). Unpaired sets:
+by relative path, extension ignored): PSNR, SSIM, MAE (0-255). SSIM in two
+protocols (``core.metrics``), chosen by ``ssim``: ``"both"`` (default) gives
+the columns ``ssim`` (dm-pix, 11x11 Gaussian window: the column every table
+of this project reported before, kept under its name) and ``ssim_paper``
+(scikit-image's default, 7x7 uniform window: the protocol of the quoted
+LOL figures, 14.86 dB / 0.562 for the official Zero-DCE); ``"gaussian"`` or
+``"paper"`` give one of them. Unpaired sets:
 mean brightness before/after and LOE. Per-image rows plus the mean, as a
 terminal table, JSON and CSV.
 """
@@ -17,9 +23,9 @@ import numpy as np
 
 from zerodce_jax.apps import enhance as enhance_lib
 from zerodce_jax.formats import image_io
-from zerodce_jax.core import metrics
+from zerodce_jax.core import metrics, niqe
 
-__all__ = ["match_pairs", "score_paired", "score_unpaired", "evaluate_paired",
+__all__ = ["match_pairs", "paired_row", "score_paired", "score_unpaired", "evaluate_paired",
            "evaluate_unpaired", "tfds_examples",
            "compare_models", "summarise", "format_table", "write_results"]
 
@@ -63,43 +69,71 @@ def _read_pairs(pairs: Sequence[tuple[str, str, str]]
     yield name, low, high
 
 
+def _check_ssim(ssim: str) -> None:
+  if ssim not in metrics.SSIM_PROTOCOLS:
+    raise ValueError(f"ssim must be one of {metrics.SSIM_PROTOCOLS}, got "
+                     f"{ssim!r}")
+
+
+def paired_row(name: str, low: np.ndarray, out: np.ndarray,
+               high: np.ndarray, *, ssim: str = "both") -> dict:
+  """One image's paired figures: ``psnr``, ``ssim`` (Gaussian) and/or
+  ``ssim_paper`` (as ``ssim`` says), ``mae`` and brightness in/out."""
+  _check_ssim(ssim)
+  row = {"image": name, "psnr": float(metrics.psnr(out, high))}
+  if ssim in ("gaussian", "both"):
+    row["ssim"] = float(metrics.ssim(out, high))
+  if ssim in ("paper", "both"):
+    row["ssim_paper"] = float(metrics.ssim_paper(out, high))
+  row.update({"mae": float(metrics.mae_255(out, high)),
+              "brightness_in": float(metrics.brightness(low)),
+              "brightness_out": float(metrics.brightness(out))})
+  return row
+
+
 def score_paired(enhancer: enhance_lib.Enhancer,
-                 examples: Iterable[tuple[str, np.ndarray, np.ndarray]]
-                 ) -> list[dict]:
+                 examples: Iterable[tuple[str, np.ndarray, np.ndarray]], *,
+                 ssim: str = "both") -> list[dict]:
   """Per-image PSNR/SSIM/MAE and brightness of ``(name, low, high)``
-  examples ([H, W, 3] floats in [0, 1], equal shapes)."""
-  rows = []
-  for name, low, high in examples:
-    out = enhancer([low])[0]
-    rows.append({"image": name, "psnr": float(metrics.psnr(out, high)),
-                 "ssim": float(metrics.ssim(out, high)),
-                 "mae": float(metrics.mae_255(out, high)),
-                 "brightness_in": float(metrics.brightness(low)),
-                 "brightness_out": float(metrics.brightness(out))})
-  return rows
+  examples ([H, W, 3] floats in [0, 1], equal shapes); ``ssim``: which SSIM
+  protocol(s), see the module docstring."""
+  _check_ssim(ssim)
+  return [paired_row(name, low, enhancer([low])[0], high, ssim=ssim)
+          for name, low, high in examples]
 
 
 def score_unpaired(enhancer: enhance_lib.Enhancer,
                    examples: Iterable[tuple[str, np.ndarray]]) -> list[dict]:
-  """Per-image brightness before/after and LOE of ``(name, low)`` examples."""
+  """Per-image brightness before/after, LOE and NIQE (of the output as an
+  8-bit image; ``core.niqe``, lower is better; NaN when the image is
+  smaller than two NIQE blocks) of ``(name, low)`` examples."""
   rows = []
   for name, low in examples:
     out = enhancer([low])[0]
     rows.append({"image": name,
                  "brightness_in": float(metrics.brightness(low)),
                  "brightness_out": float(metrics.brightness(out)),
-                 "loe": metrics.loe(low, out)})
+                 "loe": metrics.loe(low, out),
+                 "niqe": _niqe_or_nan(out)})
   return rows
 
 
+def _niqe_or_nan(image: np.ndarray) -> float:
+  try:
+    return float(niqe.niqe(image))
+  except ValueError:  # too small for the 96x96 blocks
+    return float("nan")
+
+
 def evaluate_paired(enhancer: enhance_lib.Enhancer,
-                    pairs: Sequence[tuple[str, str, str]]) -> list[dict]:
+                    pairs: Sequence[tuple[str, str, str]], *,
+                    ssim: str = "both") -> list[dict]:
   """``score_paired`` of ``(name, low_path, high_path)`` files.
 
   Raises:
     EvalError: a pair differs in size (both files named).
   """
-  return score_paired(enhancer, _read_pairs(pairs))
+  return score_paired(enhancer, _read_pairs(pairs), ssim=ssim)
 
 
 def evaluate_unpaired(enhancer: enhance_lib.Enhancer,
@@ -168,14 +202,14 @@ def compare_models(ours: enhance_lib.Enhancer, reference: enhance_lib.Enhancer,
 
 
 def summarise(rows: Sequence[dict]) -> dict[str, Any]:
-  """Mean of every numeric column (PSNR: finite values only)."""
+  """Mean of every numeric column (PSNR, NIQE: finite values only)."""
   if not rows:
     return {}
   out = {"image": f"mean of {len(rows)}"}
   for k, v in rows[0].items():
     if isinstance(v, float):
       vals = np.array([r[k] for r in rows], np.float64)
-      vals = vals[np.isfinite(vals)] if k == "psnr" else vals
+      vals = vals[np.isfinite(vals)] if k in ("psnr", "niqe") else vals
       out[k] = float(vals.mean()) if vals.size else float("inf")
   return out
 

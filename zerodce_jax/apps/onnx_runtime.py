@@ -73,6 +73,7 @@ class OnnxEnhancer:
     try:
       self.arch = json.loads(meta["arch"])
       self.scale_factor = int(meta["scale_factor"])
+      self.strength = float(meta.get("strength", "1.0"))
       self.depth = int(self.arch["depth"])
     except (KeyError, ValueError, TypeError):
       raise OnnxModelError(f"{self.path}: damaged zerodce-jax metadata"
@@ -88,6 +89,7 @@ class OnnxEnhancer:
     """One line: what the file holds."""
     kind = "zerodce++" if self.arch.get("separable") else "zerodce"
     sf = f" s={self.scale_factor}" if self.scale_factor != 1 else ""
+    sf += f" strength {self.strength:g}" if self.strength != 1 else ""
     return f"{self.path} (ONNX, {kind}{sf}, onnxruntime CPU)"
 
   def _run(self, x: np.ndarray) -> np.ndarray:

@@ -37,11 +37,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerodce_jax.core import curves, models, resize
+from zerodce_jax.apps import quality
+from zerodce_jax.core import curves, denoise, exposure, models, resize
 from zerodce_jax.formats import atomic, image_io
 
 __all__ = ["VideoError", "VideoReport", "enhance_video", "is_video",
-           "VIDEO_EXTENSIONS", "make_frame_fn", "flicker", "scene_cuts",
+           "VIDEO_EXTENSIONS", "make_frame_fn", "initial_state", "flicker", "scene_cuts",
            "write_clip"]
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -121,19 +122,40 @@ def _thumb(frame: np.ndarray, peak: float, grid: int = 24) -> np.ndarray:
   return blocks.mean(axis=(1, 3, 4), dtype=np.float32) / peak
 
 
-def make_frame_fn(model: models.DCENet, *, peak: int) -> Callable:
+def initial_state(model: models.DCENet, height: int, width: int
+                  ) -> dict[str, jax.Array]:
+  """What ``make_frame_fn`` carries from batch to batch before the first
+  frame: the smoothed curve maps (at the network's resolution) and the
+  smoothed exposure strength."""
+  s = model.scale_factor if model.separable else 1
+  shape = (resize.torch_downscaled_size(height, s) if s != 1 else height,
+           resize.torch_downscaled_size(width, s) if s != 1 else width,
+           model.map_channels)
+  return {"maps": jnp.zeros(shape, jnp.float32),
+          "strength": jnp.ones((), jnp.float32)}
+
+
+def make_frame_fn(model: models.DCENet, *, peak: int,
+                  controls: quality.Controls | None = None) -> Callable:
   """The compiled per-batch step of the video path.
 
-  Returns ``fn(params, frames, prev_maps, cuts, alpha) -> (out, last_maps)``:
-  ``frames`` ``[N, H, W, 3]`` uint8/uint16, ``prev_maps`` the smoothed maps
-  of the frame before the batch (``[h, w, C]`` at the net's resolution),
-  ``cuts`` ``[N]`` bool (restart the average), ``alpha`` the smoothing; out
-  ``[N, H, W, 3]`` of ``frames``' dtype, rounded as ``image_io.from_float``.
+  Returns ``fn(params, frames, state, cuts, alpha) -> (out, state)``:
+  ``frames`` ``[N, H, W, 3]`` uint8/uint16, ``state`` what the frame before
+  the batch left (``initial_state``), ``cuts`` ``[N]`` bool (restart the
+  averages), ``alpha`` the smoothing; out ``[N, H, W, 3]`` of ``frames``'
+  dtype, rounded as ``image_io.from_float``. With ``controls``
+  (``apps.quality``) the curves are applied at their strength; an exposure
+  target picks a strength per frame (``core.exposure``, on every 4th row and
+  column), smoothed over frames like the maps; denoising estimates each
+  frame's noise (``core.denoise``) and filters it, inside the same call.
   """
   s = model.scale_factor if model.separable else 1
   dtype = jnp.uint8 if peak == 255 else jnp.uint16
+  plain = controls is None or controls.plain
+  shoulder = None if plain else controls.shoulder
+  n_iter = model.iterations
 
-  def fn(params, frames, prev_maps, cuts, alpha):
+  def fn(params, frames, state, cuts, alpha):
     x = frames.astype(jnp.float32) / peak
     _, h, w, _ = x.shape
     small = resize.torch_downscale(x, s) if s != 1 else x
@@ -145,14 +167,50 @@ def make_frame_fn(model: models.DCENet, *, peak: int) -> Callable:
       m = jnp.where(cut, r, alpha * m_prev + (1 - alpha) * r)
       return m, m
 
-    last, maps = jax.lax.scan(ema, prev_maps, (raw, cuts))
+    last, maps = jax.lax.scan(ema, state["maps"], (raw, cuts))
     if s != 1:
       maps = resize.resize_bilinear(maps, h, w, align_corners=True)
-    y = curves.apply_curves(x, maps, iterations=model.iterations)
+    strength = state["strength"]
+    if plain:
+      y = curves.apply_curves(x, maps, iterations=n_iter)
+    else:
+      if controls.exposure is None:
+        per_frame = jnp.full(x.shape[:1], controls.strength, jnp.float32)
+      else:
+        raw_s = jax.vmap(lambda xi, mi: exposure.strength_for(
+            xi[::4, ::4], mi[::4, ::4], controls.exposure,
+            iterations=n_iter, shoulder=shoulder))(x, maps)
+        strength, per_frame = jax.lax.scan(ema, strength, (raw_s, cuts))
+      y, gain = curves.apply_at_strength(x, maps,
+                                         per_frame[:, None, None, None],
+                                         iterations=n_iter, shoulder=shoulder)
+      if controls.denoise:
+        a, b = jax.vmap(lambda xi: denoise.estimate_noise(xi, stride=4))(x)
+        sigma = gain * denoise.noise_sigma(x, a[:, None, None, None],
+                                           b[:, None, None, None])
+        state = {"maps": last, "strength": jnp.asarray(strength,
+                                                       jnp.float32)}
+        return y, sigma, state
     out = jnp.floor(jnp.clip(y, 0.0, 1.0) * peak + 0.5).astype(dtype)
-    return out, last
+    return out, {"maps": last, "strength": jnp.asarray(strength,
+                                                       jnp.float32)}
 
-  return jax.jit(fn)
+  if plain or not controls.denoise:
+    return jax.jit(fn)
+
+  def filtered(y, sigma):
+    y = denoise.denoise(y, sigma, amount=controls.denoise)
+    return jnp.floor(jnp.clip(y, 0.0, 1.0) * peak + 0.5).astype(dtype)
+
+  # two compiled calls: fused with the curves, the filters make XLA:CPU
+  # recompute the curves' gain many times over
+  curves_fn, filter_fn = jax.jit(fn), jax.jit(filtered)
+
+  def step(params, frames, state, cuts, alpha):
+    y, sigma, state = curves_fn(params, frames, state, cuts, alpha)
+    return filter_fn(y, sigma), state
+
+  return step
 
 
 def flicker(frames_mean: np.ndarray) -> float:
@@ -401,17 +459,13 @@ class _Enhancer:
   smoothed maps and the last thumbnail from batch to batch."""
 
   def __init__(self, model, params, source: _Source, *, smoothing: float,
-               cut_threshold: float, batch_size: int, frame_fn):
-    s = model.scale_factor if model.separable else 1
-    self.frame_fn = frame_fn or make_frame_fn(model, peak=source.peak)
+               cut_threshold: float, batch_size: int, frame_fn, controls):
+    self.frame_fn = frame_fn or make_frame_fn(model, peak=source.peak,
+                                              controls=controls)
     self.params = jax.device_put(params)
     self.peak, self.smoothing = source.peak, smoothing
     self.cut_threshold, self.batch_size = cut_threshold, batch_size
-    h, w = source.height, source.width
-    self.prev_maps = jnp.zeros(
-        (resize.torch_downscaled_size(h, s) if s != 1 else h,
-         resize.torch_downscaled_size(w, s) if s != 1 else w,
-         model.map_channels), jnp.float32)
+    self.state = initial_state(model, source.height, source.width)
     self.prev_thumb = None
 
   def __call__(self, items: list) -> int:
@@ -431,11 +485,11 @@ class _Enhancer:
     pad = self.batch_size - n
     batch = np.stack(arrs + [arrs[-1]] * pad)
     cut_arr = np.concatenate([cuts, np.zeros(pad, bool)])
-    out, last = self.frame_fn(self.params, batch, self.prev_maps, cut_arr,
-                              jnp.float32(self.smoothing))
+    out, state = self.frame_fn(self.params, batch, self.state, cut_arr,
+                               jnp.float32(self.smoothing))
     out = np.asarray(out)
     if not pad:
-      self.prev_maps = last
+      self.state = state
     for f, y in zip(frames, out):
       f.array = y
     return n
@@ -469,7 +523,8 @@ def enhance_video(src: str, dst: str, model: models.DCENet, params: Any, *,
                   cut_threshold: float = DEFAULT_CUT_THRESHOLD,
                   batch_size: int = 8, crf: int = 18, preset: str = "medium",
                   codec: str | None = None, progress: bool = True,
-                  frame_fn: Callable | None = None) -> VideoReport:
+                  frame_fn: Callable | None = None,
+                  controls: quality.Controls | None = None) -> VideoReport:
   """Enhances a video file into ``dst`` (see the module doc).
 
   Args:
@@ -484,7 +539,10 @@ def enhance_video(src: str, dst: str, model: models.DCENet, params: Any, *,
     codec: video encoder (default: libx264, or libvpx-vp9 for WebM);
       ``ffv1`` is lossless (Matroska/AVI).
     progress: a tqdm bar with frames and frames/s.
-    frame_fn: a ``make_frame_fn`` result to reuse across videos.
+    frame_fn: a ``make_frame_fn`` result to reuse across videos (made with
+      the same ``controls``).
+    controls: strength, exposure, highlight protection
+      (``apps.quality.Controls``); None: the plain path.
 
   Returns:
     A ``VideoReport``; ``report.error`` says where decoding stopped if the
@@ -513,14 +571,15 @@ def enhance_video(src: str, dst: str, model: models.DCENet, params: Any, *,
       return _enhance_stream(
           container, src, dst, tmp, ext, model, params, smoothing=smoothing,
           cut_threshold=cut_threshold, batch_size=batch_size, crf=crf,
-          preset=preset, codec=codec, progress=progress, frame_fn=frame_fn)
+          preset=preset, codec=codec, progress=progress, frame_fn=frame_fn,
+          controls=controls)
   finally:
     container.close()
 
 
 def _enhance_stream(container, src, dst, tmp, ext, model, params, *,
                     smoothing, cut_threshold, batch_size, crf, preset, codec,
-                    progress, frame_fn) -> VideoReport:
+                    progress, frame_fn, controls) -> VideoReport:
   """Runs the three stages from the open ``container`` into ``tmp``."""
   source = _open_source(container, src, model)
   codec = codec or ("libvpx-vp9" if ext == ".webm" else "libx264")
@@ -531,7 +590,8 @@ def _enhance_stream(container, src, dst, tmp, ext, model, params, *,
                        bit_depth=16 if source.deep else 8)
   enhance_batch = _Enhancer(model, params, source, smoothing=smoothing,
                             cut_threshold=cut_threshold,
-                            batch_size=batch_size, frame_fn=frame_fn)
+                            batch_size=batch_size, frame_fn=frame_fn,
+                            controls=controls)
   stop = threading.Event()
   decoded: queue.Queue = queue.Queue(maxsize=4 * batch_size + 16)
   to_encode: queue.Queue = queue.Queue(maxsize=4 * batch_size + 16)

@@ -9,11 +9,12 @@ import sys
 from typing import Sequence
 
 from zerodce_jax.cli import bench, convert, data, enhance, evaluate, export
-from zerodce_jax.cli import train
+from zerodce_jax.cli import sweep, train
+from zerodce_jax.cli import serve
 
 __all__ = ["main", "build_parser"]
 
-VERBS = (enhance, convert, export, train, evaluate, bench, data)
+VERBS = (enhance, convert, export, train, sweep, evaluate, bench, data, serve)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -60,6 +60,66 @@ def progress_parent() -> argparse.ArgumentParser:
   return p
 
 
+def controls_parent() -> argparse.ArgumentParser:
+  """``--strength``, ``--exposure``, ``--denoise``, ``--highlights``,
+  ``--plain`` (``apps.quality``)."""
+  from zerodce_jax.apps import quality  # noqa: PLC0415 - plain Python
+
+  def strength(text):
+    try:
+      return quality.parse_strength(text)
+    except quality.ControlError as e:
+      raise argparse.ArgumentTypeError(str(e)) from None
+
+  def checked(parse):
+    def check(text):
+      try:
+        parse(text)
+      except quality.ControlError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+      return text
+    return check
+
+  p = argparse.ArgumentParser(add_help=False)
+  g = p.add_argument_group(
+      "beyond the paper", "controls applied to the curve maps (computed "
+      "once). Converted official weights default to none of them, so their "
+      "outputs stay the official ones; the bundled models have defaults "
+      "chosen from measurements (see the docs' \"Better than the paper\")")
+  g.add_argument("--strength", type=strength, metavar="S",
+                 help=f"curve strength: 0 = the input, 1 = the model, up to "
+                 f"{quality.MAX_STRENGTH:g} (ignored with --exposure)")
+  g.add_argument("--exposure", type=checked(quality.parse_exposure),
+                 metavar="off|auto|E",
+                 help="per image, the strength that gives a mean brightness "
+                 f"E in (0, 1); auto = {quality.AUTO_EXPOSURE:g}")
+  g.add_argument("--denoise", type=checked(quality.parse_denoise),
+                 metavar="off|auto|S",
+                 help="denoise what the curves amplify, 0..1; auto = "
+                 f"{quality.AUTO_DENOISE:g}")
+  g.add_argument("--highlights", choices=("protect", "off"),
+                 default="protect",
+                 help="protect: strength above the model's is withheld from "
+                 "the brightest input pixels (default)")
+  g.add_argument("--plain", action="store_true",
+                 help="the paper's path: the model's curves and nothing "
+                 "else, whatever the defaults")
+  return p
+
+
+def controls_from_args(args: argparse.Namespace, weights: str):
+  """``(Controls, None)`` or ``(None, error message)``."""
+  from zerodce_jax.apps import quality  # noqa: PLC0415 - plain Python
+  from zerodce_jax.formats.weights import BUNDLED  # noqa: PLC0415
+  try:
+    return quality.resolve(
+        strength=args.strength, exposure=args.exposure, denoise=args.denoise,
+        highlights=args.highlights == "protect", plain=args.plain,
+        bundled=weights in BUNDLED), None
+  except quality.ControlError as e:
+    return None, str(e)
+
+
 def load_enhancer(weights: str, scale_factor: int, *,
                   dtype: str = "float32", **enhancer_options):
   """``(Enhancer, None)`` or ``(None, error message)``."""

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from zerodce_jax.cli._common import (fail, load_enhancer, memory_size,
+from zerodce_jax.cli._common import (controls_from_args, controls_parent,
+                                     fail, load_enhancer, memory_size,
                                      progress_parent, scale_factor_parent)
 
 PROG = "zerodce enhance"
@@ -15,7 +16,7 @@ PROG = "zerodce enhance"
 def add_parser(sub) -> None:
   p = sub.add_parser(
       "enhance", help="brighten low-light images and videos",
-      parents=[scale_factor_parent(), progress_parent()],
+      parents=[scale_factor_parent(), controls_parent(), progress_parent()],
       formatter_class=argparse.RawDescriptionHelpFormatter,
       description=(
           "Enhance low-light images and videos with Zero-DCE / Zero-DCE++.\n\n"
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:
           "with a before/after PNG\n"
           "  zerodce enhance photos/ -o bright/ --format png\n"
           "  zerodce enhance 'raw/*.tif' --weights official.msgpack -o out/\n"
+          "  zerodce enhance dark.jpg --exposure 0.5 --denoise auto -o out/\n"
           "  zerodce enhance dark_clip.mp4 -o out/     # video, audio kept"))
   p.add_argument("inputs", nargs="*",
                  help="image or video files, folders or globs")
@@ -127,16 +129,24 @@ def run(args: argparse.Namespace) -> int:
     (video_jobs if video.is_video(j.src) else image_jobs).append(j)
   enhancer = None
   if image_jobs or not video_jobs:
+    image_weights = args.weights or weights.DEFAULT_WEIGHTS
+    controls, err = controls_from_args(args, image_weights)
+    if err:
+      return fail(PROG, err)
     if args.runtime == "onnx":
+      if not controls.plain:
+        return fail(PROG, "--runtime onnx runs the exported model as it is: "
+                    "no --strength/--exposure/--denoise (or bake a strength "
+                    "in with `zerodce export --strength`)")
       enhancer, err = _load_onnx_enhancer(
           args.weights, tile=args.tile,
           max_pixels=int(args.max_megapixels * 1e6))
     else:
       enhancer, err = load_enhancer(
-          args.weights or weights.DEFAULT_WEIGHTS, args.scale_factor,
+          image_weights, args.scale_factor,
           dtype=args.dtype, batch_size=args.batch, tile=args.tile,
           max_pixels=int(args.max_megapixels * 1e6),
-          max_memory=args.max_memory)
+          max_memory=args.max_memory, controls=controls)
     if err:
       return fail(PROG, err)
   for e in errors:
@@ -173,9 +183,12 @@ def _enhance_videos(jobs, args) -> tuple[int, int]:
     for j in jobs:
       print(f"{PROG}: {j.src}: {why}", file=sys.stderr)
     return 0, len(jobs)
+  video_weights = args.weights or weights.DEFAULT_VIDEO_WEIGHTS
+  controls, err = controls_from_args(args, video_weights)
   try:
-    params, arch, _ = weights.load_weights(
-        args.weights or weights.DEFAULT_VIDEO_WEIGHTS)
+    if err:
+      raise params_io.WeightsError(err)
+    params, arch, _ = weights.load_weights(video_weights)
   except params_io.WeightsError as e:
     print(f"{PROG}: {e}", file=sys.stderr)
     return 0, len(jobs)
@@ -191,7 +204,8 @@ def _enhance_videos(jobs, args) -> tuple[int, int]:
           smoothing=(video.DEFAULT_SMOOTHING if args.temporal_smoothing
                      is None else args.temporal_smoothing), crf=args.crf,
           preset=args.preset, codec=args.video_codec,
-          batch_size=args.video_batch, progress=not args.no_progress)
+          batch_size=args.video_batch, progress=not args.no_progress,
+          controls=controls)
     except video.VideoError as e:
       print(f"{PROG}: {e}", file=sys.stderr)
       failed += 1

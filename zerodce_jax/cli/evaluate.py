@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
-from zerodce_jax.cli._common import (fail, load_enhancer, scale_factor_parent,
+from zerodce_jax.cli._common import (controls_from_args, controls_parent,
+                                     fail, load_enhancer, scale_factor_parent,
                                      weights_parent)
 
 PROG = "zerodce eval"
@@ -16,11 +18,12 @@ def add_parser(sub) -> None:
       "eval", help="score a model on a paired or unpaired test set",
       parents=[weights_parent("zerodce-default", "bundled name, weights file "
                               "or training workdir (default: "
-                              "zerodce-default)"), scale_factor_parent()],
+                              "zerodce-default)"), scale_factor_parent(),
+               controls_parent()],
       description=(
           "Enhance every image of a test set and report the papers' "
           "figures. Paired (--low and --high, matched by relative path, "
-          "extension ignored): PSNR, SSIM (dm-pix), MAE on 0-255. Unpaired "
+          "extension ignored): PSNR, SSIM, MAE on 0-255. Unpaired "
           "(--low only, e.g. DICM, LIME, MEF, NPE, VV): mean brightness and "
           "LOE (lightness order error). Or a dataset built with `zerodce "
           "data build`: --dataset tfds:lol (paired: LOL, SICE; split test "
@@ -31,6 +34,13 @@ def add_parser(sub) -> None:
   p.add_argument("--dataset", help="tfds:NAME[:SPLIT] instead of folders "
                  "(lol, sice, dicm, lime, mef, npe, vv, dark_face)")
   p.add_argument("--data-dir", help="TFDS data_dir of --dataset")
+  p.add_argument("--ssim", choices=("paper", "gaussian", "both"),
+                 default="both",
+                 help="SSIM protocol of paired sets: paper = scikit-image's "
+                 "default (7x7 uniform window, per channel; the protocol "
+                 "of the quoted LOL figures, column ssim_paper), gaussian "
+                 "= dm-pix (11x11 Gaussian window, sigma 1.5; column ssim), "
+                 "both (default)")
   p.add_argument("--json", help="write results as JSON here")
   p.add_argument("--csv", help="write per-image results as CSV here")
   p.set_defaults(func=run)
@@ -39,7 +49,11 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
   from zerodce_jax.apps import evaluate  # noqa: PLC0415
   from zerodce_jax.formats import image_io  # noqa: PLC0415
-  enhancer, err = load_enhancer(args.weights, args.scale_factor)
+  controls, err = controls_from_args(args, args.weights)
+  if err:
+    return fail(PROG, err)
+  enhancer, err = load_enhancer(args.weights, args.scale_factor,
+                                controls=controls)
   if err:
     return fail(PROG, err)
   if (args.low is None) == (args.dataset is None):
@@ -54,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
       name, _, split = args.dataset[len("tfds:"):].partition(":")
       paired, examples = evaluate.tfds_examples(
           name, data_dir=args.data_dir, split=split or "test")
-      rows = (evaluate.score_paired if paired
-              else evaluate.score_unpaired)(enhancer, examples)
+      rows = (evaluate.score_paired(enhancer, examples, ssim=args.ssim)
+              if paired else evaluate.score_unpaired(enhancer, examples))
     elif args.high:
       pairs = evaluate.match_pairs(args.low, args.high)
-      rows = evaluate.evaluate_paired(enhancer, pairs)
+      rows = evaluate.evaluate_paired(enhancer, pairs, ssim=args.ssim)
     else:
       paths = [(os.path.relpath(p, args.low), p)
                for p in image_io.list_images(args.low)]
@@ -72,5 +86,7 @@ def run(args: argparse.Namespace) -> int:
                          csv_path=args.csv,
                          meta={"weights": args.weights, "low": args.low,
                                "high": args.high, "dataset": args.dataset,
-                               "scale_factor": args.scale_factor})
+                               "scale_factor": args.scale_factor,
+                               "ssim": args.ssim,
+                               "controls": dataclasses.asdict(controls)})
   return 0

@@ -62,6 +62,11 @@ def add_parser(sub) -> None:
                  "by this factor, inside the graph (default 12)")
   p.add_argument("--with-maps", action="store_true",
                  help="also output the curve maps")
+  p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                 help="bake this curve strength into the file, highlights "
+                 "protected, as `zerodce enhance --strength S` (default 1: "
+                 "the model). --exposure and --denoise search each image "
+                 "and are not exported")
   p.set_defaults(func=run)
 
 
@@ -76,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
   if sf is None:
     sf = 12 if arch["separable"] else 1
   options = dict(scale_factor=sf, dtype=args.dtype, height=args.height,
-                 width=args.width, batch=args.batch, with_maps=args.with_maps)
+                 width=args.width, batch=args.batch, with_maps=args.with_maps,
+                 strength=args.strength)
   if os.path.abspath(args.output) == os.path.abspath(args.weights):
     return fail(PROG, "refusing to overwrite the weights file")
   try:

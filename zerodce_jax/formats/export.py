@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from zerodce_jax.core import models
+from zerodce_jax.core import curves, models
 from zerodce_jax.formats import atomic
 
 __all__ = ["export_onnx", "export_stablehlo", "write_atomic", "ExportError",
@@ -42,7 +42,11 @@ ONNX_OPSET = 17
 ONNX_FORMAT_TAG = "zerodce-jax-onnx"
 # Every op a generated graph may use (a test checks the graphs use no other).
 ONNX_OPS = frozenset({"Conv", "Relu", "Tanh", "Concat", "Mul", "Add", "Sub",
-                      "Resize", "Transpose", "Slice", "Shape", "Cast"})
+                      "Resize", "Transpose", "Slice", "Shape", "Cast",
+                      "Clip"})
+# The highlight shoulder an exported strength takes, as
+# `apps.quality.HIGHLIGHT_SHOULDER` (a test checks they agree).
+HIGHLIGHT_SHOULDER = (0.6, 0.97)
 FORMATS = ("onnx", "stablehlo")
 _DTYPES = {"onnx": ("float32", "float16"),
            "stablehlo": ("float32", "bfloat16", "float16")}
@@ -58,7 +62,9 @@ def _version() -> str:
 
 
 def _check(fmt: str, arch: dict[str, Any], scale_factor: int, dtype: str,
-           dims: dict[str, int | None]) -> None:
+           dims: dict[str, int | None], strength: float = 1.0) -> None:
+  if not (np.isfinite(strength) and 0 <= strength <= 4):
+    raise ExportError(f"--strength must be in [0, 4], got {strength}")
   if fmt not in FORMATS:
     raise ExportError(f"unknown format {fmt!r}; choose one of "
                       f"{', '.join(FORMATS)}")
@@ -80,13 +86,15 @@ def _check(fmt: str, arch: dict[str, Any], scale_factor: int, dtype: str,
 
 
 def metadata(arch: dict[str, Any], *, scale_factor: int, dtype: str,
-             with_maps: bool, source: str) -> dict[str, str]:
+             with_maps: bool, source: str,
+             strength: float = 1.0) -> dict[str, str]:
   """What an exported file says about itself (ONNX ``metadata_props``)."""
   return {
       "format": ONNX_FORMAT_TAG,
       "arch": json.dumps({k: arch[k] for k in
                           ("depth", "width", "iterations", "separable")}),
       "scale_factor": str(scale_factor),
+      "strength": repr(float(strength)),
       "dtype": dtype,
       "layout": "NHWC: input 'image' [N, H, W, 3] RGB float32 in [0, 1]; "
                 "output 'enhanced' [N, H, W, 3] in [0, 1]"
@@ -100,7 +108,8 @@ def metadata(arch: dict[str, Any], *, scale_factor: int, dtype: str,
 
 # ------------------------------------------------------------------ ONNX --
 def _onnx_graph(params: Any, arch: dict[str, Any], *, scale_factor: int,
-                dtype: str, dims: dict[str, int | None], with_maps: bool):
+                dtype: str, dims: dict[str, int | None], with_maps: bool,
+                strength: float = 1.0):
   import onnx  # noqa: PLC0415
   from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
 
@@ -167,6 +176,13 @@ def _onnx_graph(params: Any, arch: dict[str, Any], *, scale_factor: int,
     if f16:
       maps = node("Cast", [maps], to=TensorProto.FLOAT16)
   one = const("one", np.ones((), np_dt))
+  if strength != 1:  # as core.curves.apply_at_strength, the shoulder below
+    maps = node("Clip", [node("Mul", [maps, const("strength", np.asarray(
+        strength, np_dt))]), const("minus_one", -np.ones((), np_dt)), one])
+    knee, ceiling = HIGHLIGHT_SHOULDER
+    inv_span = const("inv_span", np.asarray(1 / (ceiling - knee), np_dt))
+    ceil_c = const("ceiling", np.asarray(ceiling, np_dt))
+    zero = const("zero", np.zeros((), np_dt))
   n_maps = 1 if arch["separable"] else arch["iterations"]
   for i in range(arch["iterations"]):
     j = 0 if n_maps == 1 else i
@@ -174,9 +190,18 @@ def _onnx_graph(params: Any, arch: dict[str, Any], *, scale_factor: int,
         "Slice", [maps, const("starts", np.array([3 * j], np.int64)),
                   const("ends", np.array([3 * j + 3], np.int64)),
                   const("axes", np.array([1], np.int64))])
-    # LE(x) = x + a * x * (1 - x), in the order of curves.le_curve
-    x = node("Add", [x, node("Mul", [node("Mul", [a, x]),
-                                     node("Sub", [one, x])])])
+    if strength == 1:
+      # LE(x) = x + a * x * (1 - x), in the order of curves.le_curve
+      x = node("Add", [x, node("Mul", [node("Mul", [a, x]),
+                                       node("Sub", [one, x])])])
+    else:
+      # x + (relu(a) w(x) + min(a, 0)) x (1 - x), w the highlight shoulder
+      pos = node("Relu", [a])
+      w = node("Clip", [node("Mul", [node("Sub", [ceil_c, x]), inv_span]),
+                        zero, one])
+      coef = node("Add", [node("Mul", [pos, w]), node("Sub", [a, pos])])
+      x = node("Add", [x, node("Mul", [node("Mul", [coef, x]),
+                                       node("Sub", [one, x])])])
   outputs = [("enhanced", x, 3)]
   if with_maps:
     outputs.append(("maps", maps, 3 * n_maps))
@@ -201,7 +226,8 @@ def _onnx_graph(params: Any, arch: dict[str, Any], *, scale_factor: int,
 def export_onnx(params: Any, arch: dict[str, Any], *, scale_factor: int = 1,
                 dtype: str = "float32", height: int | None = None,
                 width: int | None = None, batch: int | None = None,
-                with_maps: bool = False, source: str = "") -> bytes:
+                with_maps: bool = False, source: str = "",
+                strength: float = 1.0) -> bytes:
   """An ONNX model of ``DCENet(**arch)`` with ``params`` (see module doc).
 
   Args:
@@ -213,6 +239,11 @@ def export_onnx(params: Any, arch: dict[str, Any], *, scale_factor: int = 1,
     height, width, batch: fixed sizes, or None for dynamic axes.
     with_maps: also output the curve maps.
     source: provenance stored in the metadata.
+    strength: the curve strength baked into the graph
+      (``core.curves.apply_at_strength`` with the highlight shoulder, as
+      ``zerodce enhance --strength``); the maps output is then the maps at
+      that strength. Exposure and denoising
+      need a search over each image and are not exported.
 
   Returns:
     The serialised ``ModelProto`` (checked by ``onnx.checker``).
@@ -221,10 +252,10 @@ def export_onnx(params: Any, arch: dict[str, Any], *, scale_factor: int = 1,
     ExportError: options that do not fit the weights or the format.
   """
   dims = {"batch": batch, "height": height, "width": width}
-  _check("onnx", arch, scale_factor, dtype, dims)
+  _check("onnx", arch, scale_factor, dtype, dims, strength)
   onnx, helper, graph = _onnx_graph(params, arch, scale_factor=scale_factor,
                                     dtype=dtype, dims=dims,
-                                    with_maps=with_maps)
+                                    with_maps=with_maps, strength=strength)
   model = helper.make_model(
       graph, producer_name="zerodce-jax", producer_version=_version(),
       opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
@@ -233,7 +264,7 @@ def export_onnx(params: Any, arch: dict[str, Any], *, scale_factor: int = 1,
   model.ir_version = 8  # opset 17's IR; read by onnxruntime >= 1.14
   helper.set_model_props(model, metadata(
       arch, scale_factor=scale_factor, dtype=dtype, with_maps=with_maps,
-      source=source))
+      source=source, strength=strength))
   onnx.checker.check_model(model, full_check=True)
   return model.SerializeToString()
 
@@ -243,9 +274,10 @@ def export_stablehlo(params: Any, arch: dict[str, Any], *,
                      scale_factor: int = 1, dtype: str = "float32",
                      height: int | None = None, width: int | None = None,
                      batch: int | None = None, with_maps: bool = False,
-                     platforms: tuple[str, ...] = ("cpu", "cuda", "tpu")
-                     ) -> bytes:
-  """``jax.export`` of the model, params embedded (see module doc).
+                     platforms: tuple[str, ...] = ("cpu", "cuda", "tpu"),
+                     strength: float = 1.0) -> bytes:
+  """``jax.export`` of the model, params embedded (see module doc);
+  ``strength`` as for ``export_onnx``.
 
   Returns:
     ``jax.export.Exported.serialize()`` bytes: a function of one float32
@@ -255,13 +287,19 @@ def export_stablehlo(params: Any, arch: dict[str, Any], *,
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
   dims = {"batch": batch, "height": height, "width": width}
-  _check("stablehlo", arch, scale_factor, dtype, dims)
+  _check("stablehlo", arch, scale_factor, dtype, dims, strength)
   model = models.DCENet(**arch, scale_factor=scale_factor,
                         dtype=getattr(jnp, dtype))
   consts = jax.tree_util.tree_map(jnp.asarray, params)
 
   def fn(image):
     enhanced, maps = model.apply({"params": consts}, image)
+    if strength != 1:
+      x = image.astype(model.dtype)
+      enhanced, _ = curves.apply_at_strength(
+          x, maps, strength, iterations=arch["iterations"],
+          shoulder=HIGHLIGHT_SHOULDER)
+      maps = curves.scale_maps(maps, strength)
     enhanced = enhanced.astype(jnp.float32)
     return (enhanced, maps.astype(jnp.float32)) if with_maps else enhanced
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["load_resized", "resize_uint8", "pack_resized", "exposure_mix", "synthetic_images",
            "batch_indices", "batches", "prefetch", "device_batch",
-           "index_batches"]
+           "index_batches", "steps_per_epoch", "LAST_BATCH_CHOICES"]
 
 def resize_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
   """Float RGB in [0, 1] -> ``size x size`` uint8 RGB, Lanczos (PIL's
@@ -156,30 +156,72 @@ def synthetic_images(n: int, size: int, *, seed: int) -> np.ndarray:
       np.uint8)
 
 
+LAST_BATCH_CHOICES = ("drop", "keep")
+
+
+def steps_per_epoch(n: int, *, batch_size: int, last_batch: str = "drop"
+                    ) -> int:
+  """Batches in one epoch of ``n`` images: ``n // batch_size`` whole ones
+  (``"drop"``), or one more for the remainder when ``"keep"`` (PyTorch's
+  ``DataLoader(drop_last=False)``, the official loader: 2,002 images at
+  batch 8 make 251 steps, the last of 2 images)."""
+  if last_batch not in LAST_BATCH_CHOICES:
+    raise ValueError(f"last_batch must be one of {LAST_BATCH_CHOICES}, got "
+                     f"{last_batch!r}")
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  if last_batch == "keep":
+    return -(-n // batch_size)
+  return n // batch_size
+
+
 def batch_indices(n: int, *, batch_size: int, seed: int,
-                  start_step: int = 0) -> Iterator[np.ndarray]:
+                  start_step: int = 0, last_batch: str = "drop"
+                  ) -> Iterator[np.ndarray]:
   """Endless deterministic stream of index batches, starting at a step.
 
-  Each epoch is a fresh permutation seeded by ``(seed, epoch)``; an epoch is
-  ``n // batch_size`` whole batches (the remainder waits for a later epoch's
-  permutation).
+  Each epoch is a fresh permutation seeded by ``(seed, epoch)``. With
+  ``last_batch="drop"`` an epoch is ``n // batch_size`` whole batches (the
+  remainder waits for a later epoch's permutation); with ``"keep"`` the
+  epoch ends with one shorter batch of the ``n % batch_size`` remaining
+  images, so every image is seen exactly once per epoch (the official
+  loader's ``drop_last=False``). Either way batch ``s`` is a pure function
+  of ``(seed, s)``.
   """
-  per_epoch = n // batch_size
+  per_epoch = steps_per_epoch(n, batch_size=batch_size, last_batch=last_batch)
   if per_epoch == 0:
     raise ValueError(f"{n} images cannot fill a batch of {batch_size}")
   step = start_step
+  perm_epoch, perm = None, None
   while True:
     epoch, i = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    if epoch != perm_epoch:
+      perm_epoch, perm = epoch, np.random.default_rng([seed, epoch]
+                                                      ).permutation(n)
     yield perm[i * batch_size:(i + 1) * batch_size]
     step += 1
+
+
+def _check_split(n: int, *, batch_size: int, last_batch: str, parts: int,
+                 what: str) -> None:
+  """Raises when the global batch, or the kept last batch, does not split
+  into ``parts`` equal slices."""
+  if batch_size % parts:
+    raise ValueError(f"batch {batch_size} does not split over {what}")
+  rest = n % batch_size
+  if last_batch == "keep" and rest and rest % parts:
+    raise ValueError(
+        f"{n} images at batch {batch_size} leave a last batch of {rest}, "
+        f"which does not split over {what}; use last_batch='drop' (the "
+        "remainder then waits for a later epoch)")
 
 
 def batches(images: np.ndarray, *, batch_size: int, seed: int,
             start_step: int = 0, num_devices: int = 1,
             process_index: int = 0, process_count: int = 1,
             random_flip: bool = False, crop_size: int = 0,
-            exposure_mixing: bool = False) -> Iterator[np.ndarray]:
+            exposure_mixing: bool = False,
+            last_batch: str = "drop") -> Iterator[np.ndarray]:
   """This process's float32 share of each global batch, ``[num_devices,
   batch_size // (process_count * num_devices), H, W, 3]``.
 
@@ -198,28 +240,33 @@ def batches(images: np.ndarray, *, batch_size: int, seed: int,
       ``(seed, step)``.
     exposure_mixing: apply ``exposure_mix`` (keyed by ``(seed, step)``, and
       the process index when there are several).
+    last_batch: ``"drop"`` or ``"keep"`` (see ``batch_indices``). A kept
+      last batch is smaller (``len(images) % batch_size`` images, split the
+      same way, so it must divide by ``process_count * num_devices``): a
+      jitted step compiles once more for its shape.
   """
-  if batch_size % (process_count * num_devices):
-    raise ValueError(f"batch {batch_size} does not split over "
-                     f"{process_count} process(es) x {num_devices} devices")
-  local = batch_size // process_count
-  mine = slice(process_index * local, (process_index + 1) * local)
+  parts = process_count * num_devices
+  _check_split(len(images), batch_size=batch_size, last_batch=last_batch,
+               parts=parts, what=f"{process_count} process(es) x "
+               f"{num_devices} devices")
   step = start_step
   for idx in batch_indices(len(images), batch_size=batch_size, seed=seed,
-                           start_step=start_step):
+                           start_step=start_step, last_batch=last_batch):
+    local = len(idx) // process_count
+    mine = slice(process_index * local, (process_index + 1) * local)
     b = images[idx[mine]].astype(np.float32) / 255.0
     if crop_size:
       h, w = b.shape[1:3]
       if crop_size > min(h, w):
         raise ValueError(f"crop {crop_size} larger than images {h}x{w}")
       r = np.random.default_rng([seed, step, 2])
-      ys = r.integers(0, h - crop_size + 1, batch_size)[mine]
-      xs = r.integers(0, w - crop_size + 1, batch_size)[mine]
+      ys = r.integers(0, h - crop_size + 1, batch_size)[:len(idx)][mine]
+      xs = r.integers(0, w - crop_size + 1, batch_size)[:len(idx)][mine]
       b = np.stack([im[y:y + crop_size, x:x + crop_size]
                     for im, y, x in zip(b, ys, xs)])
     if random_flip:
       flip = (np.random.default_rng([seed, step, 1]).random(batch_size)
-              < 0.5)[mine]
+              < 0.5)[:len(idx)][mine]
       b[flip] = b[flip, :, ::-1]
     if exposure_mixing:
       key = (seed, step, 3) + ((process_index,) if process_count > 1 else ())
@@ -329,15 +376,17 @@ def device_batch(images: "jax.Array", idx: "jax.Array", *, seed: int,
 
 def index_batches(n: int, *, batch_size: int, seed: int, start_step: int = 0,
                   num_devices: int = 1, process_index: int = 0,
-                  process_count: int = 1) -> Iterator[np.ndarray]:
+                  process_count: int = 1, last_batch: str = "drop"
+                  ) -> Iterator[np.ndarray]:
   """This process's slice of each global batch's indices, int32
   ``[num_devices, batch_size // (process_count * num_devices)]`` (the host's
-  whole share of the device-side pipeline; slices as ``batches``)."""
-  if batch_size % (process_count * num_devices):
-    raise ValueError(f"batch {batch_size} does not split over "
-                     f"{process_count} process(es) x {num_devices} devices")
-  local = batch_size // process_count
+  whole share of the device-side pipeline; slices and ``last_batch`` as
+  ``batches``: a kept last batch has fewer indices per device)."""
+  parts = process_count * num_devices
+  _check_split(n, batch_size=batch_size, last_batch=last_batch, parts=parts,
+               what=f"{process_count} process(es) x {num_devices} devices")
   for idx in batch_indices(n, batch_size=batch_size, seed=seed,
-                           start_step=start_step):
+                           start_step=start_step, last_batch=last_batch):
+    local = len(idx) // process_count
     mine = idx[process_index * local:(process_index + 1) * local]
     yield mine.astype(np.int32).reshape(num_devices, -1)

@@ -114,7 +114,11 @@ def train(config, workdir: str, *, loss_fn: LossFn | None = None,
       f"{jax.local_devices()[0].platform} device(s), global batch "
       f"{config.batch_size}")
   images = load_training_images(config, report=say)
-  steps_per_epoch = len(images) // config.batch_size
+  # "keep": the official loader's last partial batch (drop_last=False); a
+  # config without the field (older runs' config.json) drops it.
+  last_batch = config.data.get("last_batch", "drop")
+  steps_per_epoch = input_pipeline.steps_per_epoch(
+      len(images), batch_size=config.batch_size, last_batch=last_batch)
   total = (config.num_steps if config.num_steps > 0
            else config.num_epochs * steps_per_epoch)
 
@@ -134,6 +138,12 @@ def train(config, workdir: str, *, loss_fn: LossFn | None = None,
           f"{workdir}: checkpoint was trained with seed {meta.get('seed')}, "
           f"the config says {config.seed}; resuming would not reproduce the "
           "run. Use the same seed or a new --workdir.")
+    if meta.get("last_batch", "drop") != last_batch:
+      raise checkpoints.CheckpointError(
+          f"{workdir}: checkpoint was trained with data.last_batch="
+          f"{meta.get('last_batch', 'drop')!r}, the config says "
+          f"{last_batch!r}; the batches after step {int(sd['step'])} would "
+          "differ. Use the same setting or a new --workdir.")
     state = state.replace(step=sd["step"], params=sd["params"],
                           opt_state=sd["opt_state"])
     say(f"resumed from {workdir}/checkpoints/{int(state.step)}")
@@ -158,7 +168,8 @@ def train(config, workdir: str, *, loss_fn: LossFn | None = None,
   writer = metric_writers.MetricWriter(workdir, enabled=lead)
   samples = images[:config.num_samples]
   meta = {"seed": config.seed, "arch": config.model.arch,
-          "images": len(images), "batch_size": config.batch_size}
+          "images": len(images), "batch_size": config.batch_size,
+          "last_batch": last_batch}
 
   def checkpoint(step):
     checkpoints.save(manager, step, state_dict(state),
@@ -166,7 +177,8 @@ def train(config, workdir: str, *, loss_fn: LossFn | None = None,
 
   split = dict(batch_size=config.batch_size, seed=config.seed,
                start_step=start, num_devices=n_local,
-               process_index=jax.process_index(), process_count=n_proc)
+               process_index=jax.process_index(), process_count=n_proc,
+               last_batch=last_batch)
   if on_device:
     data = input_pipeline.index_batches(len(images), **split)
   else:
@@ -185,7 +197,7 @@ def train(config, workdir: str, *, loss_fn: LossFn | None = None,
       batch = next(data)
       state, metrics = p_step(state, batch, resident)
       step += 1
-      seen += config.batch_size
+      seen += np.shape(batch)[0] * np.shape(batch)[1] * n_proc
       bar.update(1)
       out_of_time = (time_limit_s is not None and step % config.log_every == 0
                      and time.time() - t0 > time_limit_s)
