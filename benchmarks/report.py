@@ -520,7 +520,66 @@ FAMILIES: dict[str, tuple[str, Callable]] = {
     "enhance_files": ("`zerodce enhance` on large photos", _enhance_files),
     "video": ("Video", _video),
     "bundled": ("The bundled models against the official ones", _bundled),
+    "quality": ("Better than the paper: exposure, highlights, denoising",
+                _single("quality", lambda d: _lazy("quality")
+                        .markdown_tables(d))),
+    "quality_development": ("Denoisers tried while developing the controls",
+                            _single("quality_development",
+                                    lambda d: development_table(d))),
+    "sweep_loss_ablation_cpu": ("A CPU-sized loss ablation with `zerodce "
+                                "sweep report`",
+                                lambda r, b: _sweep_report(
+                                    "sweep_loss_ablation_cpu")(r, b)),
+    "sweep": ("`zerodce sweep`: K variants in one program",
+              _single("sweep", lambda d: _lazy("sweep").markdown_table(d))),
+    "serve_choice": ("The web page: a plain page or Gradio",
+                     _single("serve_choice", lambda d: choice_table(d))),
+    "serve": ("The web page's previews",
+              _single("serve", lambda d: _lazy("serve").markdown_table(d))),
 }
+
+
+def _sweep_report(name):
+  """A ``zerodce sweep report`` JSON kept in the results folder."""
+
+  def build(results, base):
+    del base
+    path = os.path.join(results, f"{name}.json")
+    if not os.path.isfile(path):
+      return None
+    from zerodce_jax.apps import sweep_report  # noqa: PLC0415
+    doc = _load(path)
+    m = doc["meta"]
+    return ([path], f"Measured on: {m['machine']}, {m['date']}; "
+            f"{m['num_paired']} LOL pairs, {m['num_unpaired']} DICM images. "
+            f"Source: `{_show(path)}`.\n\n"
+            + sweep_report.markdown_table(doc))
+
+  return build
+
+
+def choice_table(doc) -> str:
+  """Why the web page is a plain page (``serve_choice.json``)."""
+  rows = [doc["how"][0].upper() + doc["how"][1:] + ".", "",
+          "| | plain page (chosen) | Gradio 6.31 |", "| --- | --- | --- |"]
+  rows += [f"| {a} | {b} | {c} |" for a, b, c in doc["rows"]]
+  return "\n".join(rows)
+
+
+def development_table(doc) -> str:
+  """The denoisers compared while the quality controls were developed."""
+  rows = [doc["provenance"] + ".", "",
+          "| method | PSNR | SSIM | PSNR GT-mean |", "|---|---|---|---|"]
+  for r in doc["records"]:
+    rows.append(f"| {r['method']} | {r['psnr']:.2f} | {r['ssim_sk']:.3f} | "
+                f"{r['gtm_psnr']:.2f} |")
+  return "\n".join(rows)
+
+
+def _lazy(name):
+  """A benchmark module that renders its own table (imported on use)."""
+  import importlib  # noqa: PLC0415
+  return importlib.import_module(f"benchmarks.{name}")
 
 
 def fragments(results: str = RESULTS, out: str = OUT, *,

@@ -101,12 +101,15 @@ def train_ours(args, seed: int) -> str:
 
 
 def train_torch(args, seed: int, images) -> str:
+  """The official semantics in PyTorch, one thread: on a CPU shared with
+  other work, two torch threads ran 2-5x slower than one (each waits for
+  the other at every op)."""
   from benchmarks import torch_port  # noqa: PLC0415
   wd = os.path.join(args.workdir, f"torch_s{seed}")
   if not os.path.exists(os.path.join(wd, "params.npz")):
     torch_port.train_official(images, wd, arch="zerodce", seed=seed,
                               num_steps=args.steps, batch_size=8,
-                              checkpoint_every=100, threads=os.cpu_count(),
+                              checkpoint_every=100, threads=1,
                               channels_last=True)
   return wd
 
@@ -128,7 +131,7 @@ def estimate(args, images) -> dict[str, float]:
         if impl == "torch":
           torch_port.train_official(images, wd, seed=0, num_steps=n,
                                     checkpoint_every=n, report=None,
-                                    threads=os.cpu_count(),
+                                    threads=1,
                                     channels_last=True)
         else:
           loop.train(our_config(data=args.data, size=args.size, steps=n,
@@ -139,6 +142,39 @@ def estimate(args, images) -> dict[str, float]:
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return out
+
+
+def write_official_init(workdir: str, *, arch: str, seed: int,
+                        init: str = "torch", last_batch: str = "keep"
+                        ) -> None:
+  """Seeds ``workdir`` with a step-0 checkpoint holding the official
+  script's initialisation (``torch_port.make_official_net``: for Zero-DCE++
+  PyTorch's default init of every weight and bias, U(+-1/sqrt(fan_in)),
+  several times larger than our N(0, 0.02) kernels) and a fresh official
+  optimiser state, so that ``zerodce train --workdir WORKDIR`` with an
+  official config of the same ``arch``, ``seed`` and ``data.last_batch``
+  starts from it (it "resumes" at step 0)."""
+  import jax  # noqa: PLC0415
+  import numpy as np  # noqa: PLC0415
+  from benchmarks import torch_port  # noqa: PLC0415
+  from zerodce_jax.core import models  # noqa: PLC0415
+  from zerodce_jax.formats import checkpoints  # noqa: PLC0415
+  from zerodce_jax.training import step as st  # noqa: PLC0415
+  manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
+                                     keep=3)
+  if manager.latest_step() is not None:
+    raise FileExistsError(f"{workdir} already holds checkpoints")
+  a = models.ARCHITECTURES[arch]
+  net = torch_port.make_official_net(arch, seed=seed, init=init)
+  params = jax.tree_util.tree_map(np.asarray, torch_port.to_params(net, a))
+  tx = st.make_optimizer()
+  state = st.TrainState.create(apply_fn=None, params=params, tx=tx)
+  checkpoints.save(manager, 0, st.state_dict(state),
+                   {"seed": seed, "arch": arch, "step": 0,
+                    "data_position": 0, "last_batch": last_batch,
+                    "init": f"official ({init}), torch seed {seed}"})
+  manager.wait_until_finished()
+  manager.close()
 
 
 # --------------------------------------------------------------------------
@@ -495,7 +531,16 @@ def main(argv=None) -> int:
   ap.add_argument("--figure", default=str(FIGURE))
   ap.add_argument("--note", action="append", default=[],
                   help="a paragraph for the doc's verdict section")
+  ap.add_argument("--official-init", metavar="WORKDIR",
+                  help="only write a step-0 checkpoint of the official "
+                  "initialisation of --arch (seed from --seeds) into "
+                  "WORKDIR, for `zerodce train --workdir WORKDIR`")
+  ap.add_argument("--arch", default="zerodce++")
   args = ap.parse_args(argv)
+  if args.official_init:
+    write_official_init(args.official_init, arch=args.arch,
+                        seed=int(args.seeds.split(",")[0]))
+    return 0
   if args.report_only:
     with open(args.out) as f:
       write_report(json.load(f), doc=args.doc, figure=args.figure)

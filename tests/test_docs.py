@@ -32,7 +32,7 @@ SETUP_LINES = (
 )
 # Pages that other work is writing (issue 22): links to them may dangle
 # until they land. Empty this set once they exist.
-PENDING = {"docs/sweep.md", "docs/quality.md", "docs/reproducibility.md"}
+PENDING = {"docs/reproducibility.md"}
 # Optional extras a block may need: skipped without them, unless strict.
 EXTRAS = {"av": "video", "onnx": "export", "onnxruntime": "export",
           "tensorflow_datasets": "data"}

@@ -30,6 +30,17 @@ def test_eval_paired_and_unpaired(tmp_path, capsys):
     assert 0 < r["ssim"] <= 1 and r["mae"] > 0
   assert res["mean"]["psnr"] == np.mean([r["psnr"] for r in res["images"]])
   assert len((tmp_path / "r.csv").read_text().splitlines()) == 4
+  # both SSIM protocols by default: "ssim" (Gaussian, as before) and
+  # "ssim_paper" (scikit-image's default); --ssim picks one
+  assert all(0 < r["ssim_paper"] <= 1 and r["ssim_paper"] != r["ssim"]
+             for r in res["images"])
+  for proto, keys in (("paper", {"ssim_paper"}), ("gaussian", {"ssim"})):
+    rc = cli.main(["eval", "--low", str(tmp_path / "low"), "--high",
+                   str(tmp_path / "high"), "--ssim", proto, "--json",
+                   str(tmp_path / f"{proto}.json")])
+    one = json.loads((tmp_path / f"{proto}.json").read_text())
+    assert rc == 0 and {"ssim", "ssim_paper"} & set(one["mean"]) == keys
+    assert one["meta"]["ssim"] == proto
   rc = cli.main(["eval", "--low", str(tmp_path / "low")])
   assert rc == 0 and "loe" in capsys.readouterr().out
 

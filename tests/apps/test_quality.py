@@ -184,3 +184,22 @@ def test_denoise_lowers_the_noise_the_curves_amplify(bundled):
   assert abs(float(metrics.brightness(den) - metrics.brightness(plain))) \
       < 0.01
   assert _flat_patch_noise(x, den) < _flat_patch_noise(x, plain) / 2.5
+
+
+def test_converted_official_weights_default_to_the_official_path(
+    shared, official_zerodce, tmp_path):
+  """No flag with converted official weights: exactly the plain Enhancer
+  (the official outputs), not the bundled models' defaults."""
+  from zerodce_jax.formats import params_io
+  params, arch, _ = official_zerodce
+  w = tmp_path / "official.msgpack"
+  params_io.save_params(str(w), params, arch=arch)
+  src = shared / "test_images" / "DICM" / "01.jpg"
+  assert cli.main(["enhance", str(src), "-o", str(tmp_path / "o"),
+                   "--weights", str(w), "--format", "png",
+                   "--no-progress"]) == 0
+  got, _ = image_io.read_image(str(tmp_path / "o" / "01.png"))
+  x, _ = image_io.read_image(str(src))
+  want = enhance.Enhancer(models.model_from_arch(arch), params)([x])[0]
+  np.testing.assert_array_equal(image_io.from_float(got, 8),
+                                image_io.from_float(want, 8))

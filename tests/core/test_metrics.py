@@ -50,3 +50,23 @@ def test_loe_orders():
   assert inverted > 0.9 * (100 * 120 - 1)
   with pytest.raises(ValueError, match="shapes differ"):
     metrics.loe(img, img[:50])
+
+
+def test_ssim_paper_is_scikit_image_default(pair):
+  """``ssim_paper``: scikit-image's default SSIM (7x7 uniform window,
+  sample covariances, per channel), the protocol of the quoted LOL figures;
+  it differs from the Gaussian (dm-pix) one."""
+  a, b = pair
+  ref = structural_similarity(a, b, channel_axis=-1, data_range=1.0)
+  # scikit-image filters float32 inputs in float32; ours is float64
+  assert float(metrics.ssim_paper(a, b)) == pytest.approx(ref, abs=1e-6)
+  both = metrics.ssim_paper(np.stack([a, a]), np.stack([b, a]))
+  assert both.shape == (2,) and both[1] == pytest.approx(1.0)
+  assert both[0] == pytest.approx(ref, abs=1e-6)
+  assert abs(float(metrics.ssim(a, b)) - ref) > 1e-4
+  flat = np.full((16, 16, 3), 0.3)
+  assert float(metrics.ssim_paper(flat, flat * 0.5)) == pytest.approx(
+      structural_similarity(flat, flat * 0.5, channel_axis=-1,
+                            data_range=1.0), abs=1e-9)
+  with pytest.raises(ValueError, match="win_size"):
+    metrics.ssim_paper(a[:5], b[:5])

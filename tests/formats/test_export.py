@@ -324,3 +324,31 @@ def test_enhance_runtime_onnx_refuses_foreign_and_damaged_files(tmp_path,
     err = capsys.readouterr().err
     assert rc == 2 and match in err and err.count("\n") == 1, err
   assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name,sf", [("zerodce", 1), ("zerodce++", 12)])
+@pytest.mark.parametrize("strength", [0.5, 2.5])
+def test_exported_strength_equals_the_live_control(name, sf, strength):
+  """``zerodce export --strength S`` is ``zerodce enhance --strength S``:
+  ONNX and StableHLO against the Enhancer's controlled path, highlights
+  (protected by the shoulder) included."""
+  from zerodce_jax.apps import enhance, quality
+  params, arch = _random_params(name, seed=3)
+  rng = np.random.default_rng(4)
+  x = (rng.random((1, 48, 72, 3)) * 0.5).astype(np.float32)
+  x[0, :12] = 0.93  # a bright band, where the shoulder works
+  live = enhance.Enhancer(models.model_from_arch(arch, scale_factor=sf),
+                          params)([x[0]],
+                                  controls=quality.Controls(
+                                      strength=strength))[0]
+  (got,) = _session(export.export_onnx(params, arch, scale_factor=sf,
+                                       strength=strength)).run(
+                                           None, {"image": x})
+  np.testing.assert_allclose(got[0], live, atol=2e-6)
+  exp = jax.export.deserialize(bytearray(export.export_stablehlo(
+      params, arch, scale_factor=sf, strength=strength)))
+  np.testing.assert_allclose(np.asarray(exp.call(x))[0], live, atol=2e-6)
+  assert export.HIGHLIGHT_SHOULDER == quality.HIGHLIGHT_SHOULDER
+  assert set(n.op_type for n in onnx.load_from_string(export.export_onnx(
+      params, arch, scale_factor=sf, strength=strength)).graph.node) <= \
+      export.ONNX_OPS

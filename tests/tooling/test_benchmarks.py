@@ -28,7 +28,8 @@ def test_flop_counts():
 @pytest.mark.parametrize("script", [
     "infer.py", "roofline.py", "input_pipeline.py", "enhance_files.py",
     # the train step is timed in CI by `zerodce bench` (test below)
-    pytest.param("train_step.py", marks=pytest.mark.full)])
+    pytest.param("train_step.py", marks=pytest.mark.full),
+    pytest.param("sweep.py", marks=pytest.mark.full)])
 def test_script_quick(tmp_path, script):
   extra = ["--vs-onnxruntime"] if script == "infer.py" else []
   r = subprocess.run([sys.executable, "-m", f"benchmarks.{script[:-3]}",

@@ -1,7 +1,7 @@
 """``zerodce sweep``: K variants in one vmapped step train as K separate runs;
 exact resume after SIGKILL; NaN isolation; devices; bad grids; the report.
 
-Tiny shapes: the smoke config at 16x16, 16 synthetic images, 6 steps.
+Tiny shapes: the smoke config at 16x16, 16 synthetic images, 20 steps.
 """
 
 import json
@@ -24,8 +24,8 @@ from zerodce_jax.training import config_utils, sweep
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.py")
 SWEEP_SMOKE = str(ROOT / "configs" / "sweep_smoke.py")
-TINY = {"num_steps": 6, "data.image_size": 16, "data.num_synthetic": 16,
-        "loss.exposure_patch": 8, "log_every": 2, "checkpoint_every": 3,
+TINY = {"num_steps": 20, "data.image_size": 16, "data.num_synthetic": 16,
+        "loss.exposure_patch": 8, "log_every": 2, "checkpoint_every": 5,
         "sample_every": 0, "keep_checkpoints": 1}
 DEVICE_PIPELINE = {"data.pipeline": "device", "data.crop_size": 12,
                    "data.random_flip": True, "data.exposure_mixing": True,
@@ -57,8 +57,11 @@ def _config(path=SMOKE, variants=None, **overrides):
   return config
 
 
-def _close(a, b, rtol=1e-5, atol=1e-6):
-  # float32 rounding, amplified a little by Adam on near-zero gradients
+def _close(a, b, rtol=1e-5, atol=5e-6):
+  # float32 rounding (grouped vs plain convolutions, other reduction
+  # orders), amplified by Adam on near-zero gradients over 20 steps: a few
+  # 1e-6 on params of ~0.02, where a wrong seed, weight or learning rate
+  # moves them by ~1e-3
   jax.tree_util.tree_map(
       lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol),
       a, b)
@@ -176,21 +179,19 @@ def test_nan_in_one_variant_stops_that_variant_only(tmp_path, capsys,
              for x in jax.tree_util.tree_leaves(params["huge_lr"]))
 
 
-def _cmd(workdir):
-  return [sys.executable, "-m", "zerodce_jax", "sweep", "--config",
-          SWEEP_SMOKE, "--workdir", str(workdir), "--no-progress",
-          *(f"--config.{k}={v}" for k, v in
-            {**TINY, "num_steps": 20, "checkpoint_every": 5}.items())]
-
-
-def test_resume_after_sigkill_is_exact(tmp_path, capsys):
-  """SIGKILL a `zerodce sweep` process (4 variants) once it has
-  checkpointed; the restarted sweep ends bit-identical to an uninterrupted
-  one, with no duplicate metrics rows."""
+def test_resume_after_sigkill_is_exact(tmp_path, capsys, tmp_path_factory):
+  """SIGKILL a `zerodce sweep` process once it has checkpointed; the
+  restarted sweep ends bit-identical to the uninterrupted one of the same
+  variants (``_runs``), with no duplicate metrics rows."""
+  r = _runs("host", tmp_path_factory)
   work = tmp_path / "killed"
   ckpt = work / "groups" / "g0" / "checkpoints"
   env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # as here
-  proc = subprocess.Popen(_cmd(work), stdout=subprocess.DEVNULL,
+  cmd = [sys.executable, "-m", "zerodce_jax", "sweep", "--config",
+         SWEEP_SMOKE, "--workdir", str(work), "--no-progress", "--strategy",
+         "vmap", f"--config.sweep.variants={[A, B]!r}",
+         *(f"--config.{k}={v}" for k, v in TINY.items())]
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, env=env)
   deadline = time.time() + 120
   while time.time() < deadline and proc.poll() is None:
@@ -201,22 +202,25 @@ def test_resume_after_sigkill_is_exact(tmp_path, capsys):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = max(int(n) for n in os.listdir(ckpt) if n.isdigit())
-  assert killed_at < 20
-  config = _config(SWEEP_SMOKE, num_steps=20, checkpoint_every=5)
-  ref, ref_params = sweep.run_sweep(config, str(tmp_path / "ref"),
-                                    progress=False)
+  assert killed_at < TINY["num_steps"]
   capsys.readouterr()
-  again, _ = sweep.run_sweep(config, str(work),
-                             progress=False)  # what the same command runs
-  assert f"resumed from {work}/groups/g0/checkpoints/" in (
+  again, params = sweep.run_sweep(  # what the same command runs
+      _config(variants=[A, B]), str(work), strategy="vmap", progress=False)
+  assert f"resumed from {work}/groups/g0/checkpoints/{killed_at}" in (
       capsys.readouterr().out)
-  assert all(v["status"] == "done" for v in again["variants"])
-  for v in ref["variants"]:
-    got, _, _ = params_io.load_params(str(work / v["weights"]))
-    jax.tree_util.tree_map(np.testing.assert_array_equal, got,
-                           ref_params[v["name"]])
-    steps = [r["step"] for r in _rows(work / v["name"] / "metrics.jsonl")]
-    assert steps == sorted({*range(2, 21, 2), *range(5, 21, 5)}), steps
+  assert [v["status"] for v in again["variants"]] == ["done", "done"]
+  for name in ("a", "b"):
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params[name],
+                           r["params"][name])
+    got, _, _ = params_io.load_params(str(work / name / "weights.msgpack"))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got, params[name])
+    # the same rows, each once (the killed run's rows after its checkpoint
+    # were dropped on resume and logged again)
+    ours, ref = (
+        [{k: v for k, v in x.items() if k != "images_per_s"}
+         for x in _rows(w / name / "metrics.jsonl")]
+        for w in (work, r["work"] / "sweep"))
+    assert ours == ref
 
 
 @pytest.mark.parametrize("args, message", [
@@ -309,13 +313,13 @@ def test_report_scores_every_variant(tmp_path, tmp_path_factory, capsys):
   rows = {row["variant"]: row for row in doc["variants"]}
   assert set(rows) == {"a", "b"}
   for row in rows.values():
-    assert row["final"]["step"] == 6 and row["final"]["loss"] > 0
+    assert row["final"]["step"] == 20 and row["final"]["loss"] > 0
     assert np.isfinite([row["psnr"], row["ssim"], row["mae"],
                         row["brightness"], row["loe"]]).all()
   assert "spa" in rows["a"]["final"] and "spa" not in rows["b"]["final"]
   md = (work / "report.md").read_text()
-  assert "| a | done | 6 |" in md and "PSNR" in md and "LOE" in md
-  assert "| b | done | 6 |" in out
+  assert "| a | done | 20 |" in md and "PSNR" in md and "LOE" in md
+  assert "| b | done | 20 |" in out
   grid = np.asarray(Image.open(work / "report_grid.png"))
   assert grid.shape[1] == 3 * 20 + 2 * 4  # input | a | b
   assert cli.main(["sweep", "report", str(tmp_path)]) == 2
@@ -323,18 +327,20 @@ def test_report_scores_every_variant(tmp_path, tmp_path_factory, capsys):
 
 
 @pytest.mark.slow
-def test_two_processes_sweep_like_one_process_with_two_devices(tmp_path):
+def test_two_processes_sweep_like_one_process(tmp_path, tmp_path_factory):
   """`zerodce sweep --coordinator` on 2 local processes (one CPU device
-  each, one variant per process) == one process with 2 devices."""
+  each, one variant per process) == the sweep of the same variants in one
+  process."""
+  r = _runs("host", tmp_path_factory)
   import socket
   with socket.socket() as sock:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
   env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
          "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-  cmd = [sys.executable, "-m", "zerodce_jax", "sweep", "--config", SMOKE,
-         "--workdir", str(tmp_path / "multi"), "--no-progress", "--grid",
-         "optim.learning_rate=1e-3,3e-3", "--coordinator",
+  cmd = [sys.executable, "-m", "zerodce_jax", "sweep", "--config",
+         SWEEP_SMOKE, "--workdir", str(tmp_path / "multi"), "--no-progress",
+         f"--config.sweep.variants={[A, B]!r}", "--coordinator",
          f"127.0.0.1:{port}", "--num-processes", "2",
          *(f"--config.{k}={v}" for k, v in TINY.items())]
   procs = [subprocess.Popen(cmd + ["--process-id", str(i)], env=env,
@@ -344,12 +350,22 @@ def test_two_processes_sweep_like_one_process_with_two_devices(tmp_path):
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out[-3000:]
     assert "2 process(es) x 1 cpu device(s)" in out
-  grid = sweep.parse_grid(["optim.learning_rate=1e-3,3e-3"])
-  _, one = sweep.run_sweep(_config(), str(tmp_path / "one"), grid=grid,
-                           devices=jax.local_devices()[:2], progress=False)
-  for name, params in one.items():
+  for name, params in r["params"].items():
     got, _, _ = params_io.load_params(
         str(tmp_path / "multi" / name / "weights.msgpack"))
     _close(got, params)
   assert sorted(os.listdir(tmp_path / "multi" / "groups" / "g0" /
-                           "checkpoints"), key=int) == ["6"]
+                           "checkpoints"), key=int) == ["20"]
+
+
+def test_benchmark_table():
+  from benchmarks import sweep as bench_sweep
+  base = dict(model="zerodce", height=8, width=8, batch=8, compile_s=1.0)
+  doc = {"machine": {}, "records": [
+      dict(base, task="train_step", median_s=1.0),
+      dict(base, task="sweep_step", strategy="vmap", variants=4,
+           median_s=2.0, images_per_s=16.0, load_average=0.5)]}
+  table = bench_sweep.markdown_table(doc)
+  assert "| zerodce | 8x8 | 8 | vmap | 4 | 2,000 | 500 | 16.0 | 2.00x |" \
+      in table
+  assert "load average 0.5-0.5" in table

@@ -548,3 +548,27 @@ def test_device_pipeline_training_resumes_exactly(tmp_path):
                            progress=False)
   jax.tree_util.tree_map(np.testing.assert_array_equal, full.params,
                          resumed.params)
+
+
+@pytest.mark.slow
+def test_resume_on_another_number_of_devices(tmp_path):
+  """A run checkpointed on one device resumes on two (and its data order
+  does not depend on the device count): the same params as an
+  uninterrupted two-device run, to float32 rounding."""
+  def run(workdir, steps, devices):
+    env = {**os.environ, "XLA_FLAGS":
+           f"--xla_force_host_platform_device_count={devices}"}
+    r = subprocess.run(_train_cmd(workdir, steps), capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+  run(tmp_path / "a", 8, 1)
+  resumed = run(tmp_path / "a", 16, 2)
+  assert "resumed from" in resumed.stdout + resumed.stderr
+  run(tmp_path / "b", 16, 2)
+  a, _, _ = weights.load_weights(str(tmp_path / "a"))
+  b, _, _ = weights.load_weights(str(tmp_path / "b"))
+  jax.tree_util.tree_map(
+      lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6),
+      a, b)

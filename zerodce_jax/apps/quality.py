@@ -39,7 +39,7 @@ AUTO_DENOISE = 0.5
 # The highlight shoulder (knee, ceiling) of `core.curves.apply_at_strength`:
 # brightening steps fade out between these iterate levels.
 HIGHLIGHT_SHOULDER = (0.6, 0.97)
-MAX_STRENGTH = 4.0  # `--strength`; exposure may go further (core.exposure)
+MAX_STRENGTH = 4.0  # `--strength`, as far as an exposure goes (core.exposure)
 
 
 class ControlError(ValueError):
@@ -155,6 +155,8 @@ def resolve(*, strength: float | None = None, exposure: str | None = None,
   Args:
     strength, exposure, denoise: the option values as given (None: not
       given; exposure and denoise as text: ``off``, ``auto`` or a number).
+      A strength given replaces a default exposure; a given exposure picks
+      the strength itself (any strength given is then ignored).
     highlights: protect highlights.
     plain: the paper's path whatever the defaults (``--plain``).
     bundled: the weights are a bundled model, whose defaults are
@@ -170,9 +172,14 @@ def resolve(*, strength: float | None = None, exposure: str | None = None,
       raise ControlError(f"--plain takes no {', '.join(given)}")
     return PLAIN
   base = BUNDLED_DEFAULT if bundled else PLAIN
+  if exposure is None:
+    # a strength given is what the user wants: a default exposure, which
+    # would pick the strength itself, gives way to it
+    exposure_value = base.exposure if strength is None else None
+  else:
+    exposure_value = parse_exposure(exposure)
   return Controls(
       strength=base.strength if strength is None else strength,
-      exposure=(base.exposure if exposure is None
-                else parse_exposure(exposure)),
+      exposure=exposure_value,
       denoise=base.denoise if denoise is None else parse_denoise(denoise),
       protect_highlights=highlights)

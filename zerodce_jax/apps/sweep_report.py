@@ -129,6 +129,20 @@ def grid_image(inputs: Sequence[np.ndarray],
   return np.asarray(canvas, np.float32) / 255.0
 
 
+def _machine() -> str:
+  """CPU model, cores and JAX backend (as ``benchmarks`` record them)."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next((line.split(":", 1)[1].strip() for line in f
+                  if line.startswith("model name")), cpu)
+  except OSError:
+    pass
+  dev = jax.devices()[0]
+  return (f"{cpu}, {os.cpu_count()} cores, JAX {jax.__version__} on "
+          f"{dev.platform} ({dev.device_kind})")
+
+
 def _fmt(v: Any, spec: str = ".4f") -> str:
   if v is None:
     return "-"
@@ -162,10 +176,18 @@ def markdown_table(doc: dict[str, Any]) -> str:
       cells += [_fmt(r.get("loe"), ".1f")]
     lines.append("| " + " | ".join(cells) + " |")
   inp = doc.get("input") or {}
-  if inp.get("brightness") is not None:
-    lines.append(f"\nInput brightness {inp['brightness']:.3f}; a dash: "
-                 "not measured (no weights: the variant diverged or has "
-                 "not finished).")
+  note = ["Loss: the weighted total at the last logged step; the terms "
+          "unweighted, a dash where a term is not in that variant's loss."]
+  if paired:
+    note.append("PSNR/SSIM/MAE (0-255): the paired set.")
+  note.append(f"Brightness (mean of the outputs; the inputs' "
+              f"{inp.get('brightness', float('nan')):.3f})"
+              + (" and LOE: the unpaired set." if unpaired
+                 else ": the paired inputs."))
+  if any(r.get("brightness") is None for r in rows):
+    note.append("No scores: the variant has no weights (diverged or not "
+                "finished).")
+  lines.append("\n" + " ".join(note))
   return "\n".join(lines)
 
 
@@ -247,8 +269,7 @@ def report(workdir: str, *, paired: Sequence[str] | None = None,
                "num_paired": len(examples), "num_unpaired": len(unpaired),
                "scale_factor": scale_factor,
                "date": time.strftime("%Y-%m-%d"),
-               "machine": f"{platform.processor() or platform.machine()}, "
-               f"JAX {jax.__version__} on {jax.devices()[0].platform}"},
+               "machine": _machine()},
       "files": files}
   atomic.write_bytes(files["json"], (json.dumps(out, indent=2) + "\n")
                      .encode())

@@ -30,10 +30,12 @@ from zerodce_jax.core import curves
 __all__ = ["brightness_grid", "strength_for", "COARSE_STRENGTHS",
            "MAX_STRENGTH", "FINE_POINTS"]
 
-# Beyond this the maps are clipped at +-1 almost everywhere: no more change.
-MAX_STRENGTH = 32.0
+# The most an exposure may raise the curves: four times the model's maps
+# (further, the noise gain outgrows what denoising can take; the docs'
+# measurements: "Better than the paper").
+MAX_STRENGTH = 4.0
 COARSE_STRENGTHS = np.concatenate([np.linspace(0.0, 1.0, 9),
-                                   np.geomspace(1.125, MAX_STRENGTH, 24)])
+                                   np.geomspace(1.1, MAX_STRENGTH, 16)])
 FINE_POINTS = 17
 
 

@@ -144,6 +144,9 @@ def train(config, workdir: str, *, loss_fn: LossFn | None = None,
           f"{meta.get('last_batch', 'drop')!r}, the config says "
           f"{last_batch!r}; the batches after step {int(sd['step'])} would "
           "differ. Use the same setting or a new --workdir.")
+    # host copies: the restored arrays sit on one device, and the step may
+    # run on another number of devices than the run that saved them
+    sd = jax.device_get(sd)
     state = state.replace(step=sd["step"], params=sd["params"],
                           opt_state=sd["opt_state"])
     say(f"resumed from {workdir}/checkpoints/{int(state.step)}")

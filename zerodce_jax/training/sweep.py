@@ -21,6 +21,9 @@ pipeline) or ``[K, B]`` int32 indices into the resident uint8 training set
 ``zerodce train`` draws it, so variant ``k`` trains as ``loop.train`` of its
 config would (to float32 rounding: vmapped convolutions are grouped ones).
 
+On CPU devices the default strategy is ``"unroll"`` instead of vmap: one
+copy of the step per variant in the same program (``sweep_train_step``).
+
 Devices: the variant axis is split over a ``("variant", "batch")`` mesh of
 all devices (``gcd(K, devices)`` variant shards, the rest of the devices
 data-parallel within each variant, gradients averaged over ``"batch"``
@@ -439,11 +442,12 @@ def sweep_train_step(sw: SweepState, data: jax.Array, images: Any,
     axis_name: the data-parallel axis inside each variant, or None.
     images_per_variant: ``images`` has a variant axis.
     strategy: ``"vmap"``: ``jax.vmap`` of ``train_step`` over the variant
-      axis (per-variant kernels become grouped convolutions: the fast path
-      on GPU/TPU); ``"unroll"``: one copy of ``train_step`` per variant in
-      the same program (XLA:CPU runs grouped convolutions far below plain
-      ones, ``benchmarks/results/sweep.json``; compile time grows with
-      ``K``). The same values to float32 rounding.
+      axis (per-variant kernels become grouped convolutions: one wide
+      program, meant for GPU/TPU); ``"unroll"``: one copy of ``train_step``
+      per variant in the same program (on XLA:CPU as fast as separate
+      steps, where ``vmap`` is about half as fast,
+      ``benchmarks/results/sweep.json``; compile time grows with ``K``).
+      The same values to float32 rounding.
 
   Returns:
     ``(sw, metrics)``; metrics ``[K]`` each (``loss``, the terms,
@@ -729,9 +733,12 @@ def _prune_metrics(folder: str, after: int) -> None:
   if os.path.exists(path):
     with open(path) as f:
       lines = f.read().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:]
-                        if ln.strip() and int(ln.split(",", 1)[0]) <= after]
-    atomic.write_bytes(path, "".join(keep if len(keep) > 1 else []).encode())
+    keep = [ln for ln in lines[1:]
+            if ln.strip() and int(ln.split(",", 1)[0]) <= after]
+    if keep:
+      atomic.write_bytes(path, "".join(lines[:1] + keep).encode())
+    else:  # MetricWriter writes the header into a new file only
+      os.remove(path)
 
 
 def _sample_grid(apply, params, images: np.ndarray) -> np.ndarray:
@@ -1033,12 +1040,15 @@ def _train_group(gi, group, workdir, doc, params_out, *, devices, strategy,
         stopped = step < total
         break
   finally:
+    data.close()  # ends the prefetch thread
     bar.close()
     manager.wait_until_finished()
     manager.close()
     for w in writers.values():
       w.close()
 
+  group_doc = next(g for g in doc["groups"] if g["id"] == f"g{gi}")
+  group_doc["wall_s"] = round(time.time() - t0, 1)  # this run's share
   final = _gather(state)
   host_alive = np.asarray(final.alive)
   for i, name in enumerate(names):
