@@ -51,6 +51,9 @@ EXPOSURE_SWEEP = ()  # e.g. (0.40, 0.50): more exposure targets, paired
 # the other models get these (the full list is for the bundled Zero-DCE)
 SHORT = ("plain", "exposure auto + denoise auto")
 MAIN_MODEL = "zerodce-default"
+# how far an exposure may raise the curves (core.exposure.MAX_STRENGTH):
+# the bundled default's controls at each cap, on every 4th pair
+EXPOSURE_CAPS = (4.0, 3.0, 2.5, 2.0, 1.5)
 
 
 def _for(mname, modes):
@@ -184,6 +187,37 @@ def paired(models, lol, modes, *, log):
   return out, len(pairs)
 
 
+def exposure_caps(model, params, lol, caps, *, log, every=4):
+  """The bundled default (``BUNDLED_DEFAULT``) with the exposure's strength
+  capped at each of ``caps`` (``core.exposure.MAX_STRENGTH`` set for a
+  fresh Enhancer), on every ``every``-th pair: PSNR, SSIM, brightness and
+  the share of pairs the cap stops short of the target."""
+  from zerodce_jax.apps import enhance, quality
+  from zerodce_jax.core import exposure, metrics
+  names = sorted(os.listdir(os.path.join(lol, "low")))[::every]
+  pairs = [(_read(os.path.join(lol, "low", n)),
+            _read(os.path.join(lol, "high", n))) for n in names]
+  keep = exposure.MAX_STRENGTH
+  out = {}
+  try:
+    for cap in caps:
+      exposure.MAX_STRENGTH = cap
+      en = enhance.Enhancer(model, params)
+      rows = []
+      for x, ref in pairs:
+        y = en([x], controls=quality.BUNDLED_DEFAULT)[0]
+        rows.append({"psnr": float(metrics.psnr(y, ref)),
+                     "ssim_paper": float(metrics.ssim_paper(y, ref)),
+                     "brightness": float(metrics.brightness(y)),
+                     "short": float(metrics.brightness(y)
+                                    < quality.AUTO_EXPOSURE - 0.02)})
+      out[f"{cap:g}"] = {k: _mean(rows, k) for k in rows[0]}
+      log(f"exposure cap {cap:g}: {out[f'{cap:g}']}")
+  finally:
+    exposure.MAX_STRENGTH = keep
+  return out, len(pairs)
+
+
 def synthetic(models, lol, modes, *, count, log):
   from zerodce_jax.apps import enhance
   from zerodce_jax.core import metrics
@@ -212,7 +246,7 @@ def synthetic(models, lol, modes, *, count, log):
 
 def unpaired(models, test_images, modes, *, count, log):
   from zerodce_jax.apps import enhance, quality
-  from zerodce_jax.core import metrics, niqe
+  from zerodce_jax.core import exposure, metrics, niqe
   paths = sorted(os.path.join(test_images, d, f)
                  for d in sorted(os.listdir(test_images))
                  for f in sorted(os.listdir(os.path.join(test_images, d))))
@@ -241,7 +275,7 @@ def unpaired(models, test_images, modes, *, count, log):
         reach = []
         for x, y in zip(images, ys):
           top = en([x], controls=quality.Controls(
-              strength=quality.MAX_STRENGTH))[0].mean()
+              strength=exposure.MAX_STRENGTH))[0].mean()
           if x.mean() < c.exposure < top:
             reach.append(abs(float(y.mean()) - c.exposure) <= 0.02)
         row["exposure_reachable"] = len(reach)
@@ -335,8 +369,11 @@ def grid(models, shared, path, *, height=150):
 
 def markdown_tables(doc) -> str:
   """The docs' tables, from ``quality.json``."""
+  cap = doc["settings"].get("max_exposure_strength")
   lines = [f"Settings: `--exposure auto` = "
-           f"{doc['settings']['auto_exposure']}, `--denoise auto` = "
+           f"{doc['settings']['auto_exposure']}"
+           + (f" (strength at most {cap:g})" if cap else "")
+           + f", `--denoise auto` = "
            f"{doc['settings']['auto_denoise']}, highlight shoulder "
            f"{tuple(doc['settings']['shoulder'])}.", ""]
   p = doc["paired"]
@@ -362,6 +399,17 @@ def markdown_tables(doc) -> str:
     model, mode = k.split(" | ")
     lines.append(f"| {model} | {mode} | {r['psnr']:.2f} | "
                  f"{r['ssim_paper']:.3f} |")
+  if "exposure_caps" in doc:
+    lines += ["", "**How far an exposure may raise the curves** "
+              f"(`{MAIN_MODEL}`, its default controls, every 4th pair of "
+              f"`lol_dev`: {doc['counts']['exposure_caps']} pairs; short: "
+              "the share of pairs the cap leaves more than 0.02 below the "
+              "target):", "",
+              "| strength at most | PSNR | SSIM | brightness | short |",
+              "|---|---|---|---|---|"]
+    for c, r in doc["exposure_caps"].items():
+      lines.append(f"| {c} | {r['psnr']:.2f} | {r['ssim_paper']:.3f} | "
+                   f"{r['brightness']:.3f} | {100 * r['short']:.0f}% |")
   u = doc["unpaired"]
   lines += ["", f"**Official test images** ({doc['counts']['unpaired']} of "
             "DICM and LIME): NIQE (lower is better); flat-patch noise, the "
@@ -410,6 +458,7 @@ def main(argv=None):
                   "official-zerodce,official-zerodce++")
   args = ap.parse_args(argv)
   from zerodce_jax.apps import quality
+  from zerodce_jax.core import exposure
   from benchmarks import harness
   shared = args.shared
   log = lambda m: print(m, flush=True)
@@ -431,6 +480,7 @@ def main(argv=None):
   counts = {}
   doc = {"machine": harness.machine_info(),
          "settings": {"auto_exposure": quality.AUTO_EXPOSURE,
+                      "max_exposure_strength": exposure.MAX_STRENGTH,
                       "auto_denoise": quality.AUTO_DENOISE,
                       "shoulder": list(quality.HIGHLIGHT_SHOULDER),
                       "timing_size": [96, 128] if quick else [900, 1200],
@@ -441,6 +491,10 @@ def main(argv=None):
         else paired(models, lol, paired_modes, log=log))
     doc["synthetic"], counts["synthetic"] = synthetic(
         models, lol, modes, count=4 if quick else 40, log=log)
+    main_model, main_params = next(iter(models.values()))
+    doc["exposure_caps"], counts["exposure_caps"] = exposure_caps(
+        main_model, main_params, lol, (2.0,) if quick else EXPOSURE_CAPS,
+        log=log, every=34 if quick else 4)
   test_images = os.path.join(shared, "test_images")
   if os.path.isdir(test_images):
     doc["unpaired"], counts["unpaired"] = unpaired(

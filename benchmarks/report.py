@@ -12,6 +12,10 @@ and the pages of ``docs/`` include them (MyST ``{include}``). ``--check``
 rebuilds them in memory and fails when a committed fragment is stale,
 missing or left over, so CI can tell the docs were regenerated.
 
+A figure quoted in running text (the README's preview time) sits between
+``<!-- figure:NAME -->`` and ``<!-- /figure -->``: ``INLINE`` says which JSON
+and function give it, and writing (or ``--check``) covers those too.
+
 ``--readme FILE`` instead fills the text between ``<!-- bench:start -->``
 and ``<!-- bench:end -->`` in FILE with every fragment under a heading.
 """
@@ -22,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import statistics
 import sys
 from typing import Callable
@@ -622,8 +627,62 @@ def build(results: str = RESULTS, base: str | None = None) -> str:
   return "\n".join(parts)
 
 
+def _short_machine(doc):
+  m = doc["machine"]
+  return f"{m['cores']}-core {m['cpu']}, {m['date'][:10]}"
+
+
+def _serve_preview(doc):
+  r = next(r for r in doc["records"] if r["model"] == "zerodce-default")
+  return (f"{r['default_strength_change_s']:.2f} s for a "
+          f"{r['width']}x{r['height']} photo ({_short_machine(doc)})")
+
+
+# Figures in running text: marker name -> (results JSON stem, text maker).
+INLINE: dict[str, tuple[str, Callable]] = {
+    "serve_preview": ("serve", _serve_preview),
+}
+INLINE_PAGES = ("README.md",)
+_INLINE_RE = re.compile(r"<!-- figure:(\w+) -->(.*?)<!-- /figure -->", re.S)
+
+
+def fill_inline(text: str, results: str = RESULTS) -> str:
+  """``text`` with every ``figure:NAME`` marker's content made anew from its
+  JSON (markers whose JSON is absent are left as they are)."""
+  def sub(m):
+    name = m.group(1)
+    if name not in INLINE:
+      raise KeyError(f"unknown inline figure {name!r}; known: "
+                     f"{', '.join(sorted(INLINE))}")
+    stem, fn = INLINE[name]
+    path = os.path.join(results, stem + ".json")
+    if not os.path.isfile(path):
+      return m.group(0)
+    return f"<!-- figure:{name} -->{fn(_load(path))}<!-- /figure -->"
+  return _INLINE_RE.sub(sub, text)
+
+
+def _inline_pages(results):
+  """``{path: (old text, new text)}`` of the pages with inline figures; only
+  for the repository's own results."""
+  if os.path.abspath(results) != RESULTS:
+    return {}
+  pages = {}
+  for rel in INLINE_PAGES:
+    path = os.path.join(ROOT, rel)
+    with open(path) as f:
+      old = f.read()
+    pages[path] = (old, fill_inline(old, results))
+  return pages
+
+
 def write(results: str = RESULTS, out: str = OUT) -> list[str]:
-  """Writes the fragments into ``out``; removes fragments no JSON gives."""
+  """Writes the fragments into ``out``; removes fragments no JSON gives;
+  fills the inline figures."""
+  for path, (old, new) in _inline_pages(results).items():
+    if new != old:
+      with open(path, "w") as f:
+        f.write(new)
   texts = fragments(results, out)
   os.makedirs(out, exist_ok=True)
   for fname in sorted(os.listdir(out)):
@@ -642,6 +701,9 @@ def check(results: str = RESULTS, out: str = OUT) -> list[str]:
           if os.path.isdir(out) else [])
   problems = [f"{_show(os.path.join(out, f))}: no results JSON gives it"
               for f in have if f not in texts]
+  problems += [f"{_show(path)}: an inline figure differs from its JSON"
+               for path, (old, new) in _inline_pages(results).items()
+               if new != old]
   for fname, text in texts.items():
     path = os.path.join(out, fname)
     if not os.path.isfile(path):

@@ -32,7 +32,7 @@ SETUP_LINES = (
 )
 # Pages that other work is writing (issue 22): links to them may dangle
 # until they land. Empty this set once they exist.
-PENDING = {"docs/reproducibility.md"}
+PENDING: set[str] = set()
 # Optional extras a block may need: skipped without them, unless strict.
 EXTRAS = {"av": "video", "onnx": "export", "onnxruntime": "export",
           "tensorflow_datasets": "data"}

@@ -104,6 +104,32 @@ def _report_module():
   return report
 
 
+def test_report_fills_inline_figures_from_their_json(tmp_path):
+  report = _report_module()
+  res = tmp_path / "results"
+  res.mkdir()
+  machine = {"cpu": "X", "cores": 2, "jax": "0", "backend": "cpu",
+             "device_kind": "cpu", "date": "2026-12-02T04:00:00"}
+  rec = dict(model="zerodce-default", width=1152, height=864,
+             first_preview_s=3.0, default_strength_change_s=0.234,
+             default_exposure_change_s=0.3, plain_strength_change_s=0.1)
+  text = "in <!-- figure:serve_preview -->old<!-- /figure -->."
+  # no JSON yet: left as it is
+  assert report.fill_inline(text, str(res)) == text
+  (res / "serve.json").write_text(json.dumps(
+      {"machine": machine, "records": [rec]}))
+  assert report.fill_inline(text, str(res)) == (
+      "in <!-- figure:serve_preview -->0.23 s for a 1152x864 photo (2-core "
+      "X, 2026-12-02)<!-- /figure -->.")
+  with pytest.raises(KeyError, match="unknown inline figure"):
+    report.fill_inline("<!-- figure:nope -->x<!-- /figure -->", str(res))
+
+
+def test_the_readme_inline_figures_match_their_json():
+  report = _report_module()
+  assert not [p for p in report.check() if "inline" in p]
+
+
 def test_report_train_table_names_the_fastest_peer_mode():
   rec = dict(model="zerodce", framework="jax", task="train_step", height=256,
              width=256, batch=8, dtype="float32", devices=1, median_s=2.0,

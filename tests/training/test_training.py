@@ -551,6 +551,30 @@ def test_device_pipeline_training_resumes_exactly(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_checkpoint_written_on_two_devices_loads_as_weights(tmp_path):
+  """`--weights WORKDIR` of a run still training (no weights.msgpack yet),
+  read by a process with fewer devices than wrote it (2 -> 1)."""
+  def env(devices):
+    return {**os.environ, "XLA_FLAGS":
+            f"--xla_force_host_platform_device_count={devices}"}
+  r = subprocess.run(_train_cmd(tmp_path, 4), capture_output=True, text=True,
+                     timeout=600, env=env(2))
+  assert r.returncode == 0, r.stderr[-2000:]
+  final, _, _ = weights.load_weights(str(tmp_path))
+  (tmp_path / "weights.msgpack").unlink()
+  out = tmp_path / "restored.msgpack"
+  read = ("import sys; from zerodce_jax.formats import params_io, weights; "
+          "p, arch, src = weights.load_weights(sys.argv[1]); "
+          "params_io.save_params(sys.argv[2], p, arch=arch); print(src)")
+  r = subprocess.run([sys.executable, "-c", read, str(tmp_path), str(out)],
+                     capture_output=True, text=True, timeout=300, env=env(1))
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "checkpoint step 4" in r.stdout
+  params, _, _ = weights.load_weights(str(out))
+  jax.tree_util.tree_map(np.testing.assert_array_equal, params, final)
+
+
+@pytest.mark.slow
 def test_resume_on_another_number_of_devices(tmp_path):
   """A run checkpointed on one device resumes on two (and its data order
   does not depend on the device count): the same params as an

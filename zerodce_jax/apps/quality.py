@@ -8,8 +8,9 @@ converted official weights and no flags, outputs are the official ones.
 
 * **strength** ``s``: the curve maps scaled (``core.curves.scale_maps``): 0
   is the input, 1 the model, above 1 stronger, each step kept monotone;
-* **exposure** ``E``: per image, the strength whose output has mean
-  brightness ``E`` (``core.exposure``); ``auto`` is one fixed target for
+* **exposure** ``E``: per image, the strength (at most
+  ``core.exposure.MAX_STRENGTH``) whose output has mean brightness ``E``
+  (``core.exposure``); ``auto`` is one fixed target for
   every image, chosen from measurements (docs: "Better than the paper");
 * **highlight protection**: with any control, brightening steps fade out as
   a pixel nears white (``core.curves.shoulder_weight``), so no pixel is
@@ -39,7 +40,8 @@ AUTO_DENOISE = 0.5
 # The highlight shoulder (knee, ceiling) of `core.curves.apply_at_strength`:
 # brightening steps fade out between these iterate levels.
 HIGHLIGHT_SHOULDER = (0.6, 0.97)
-MAX_STRENGTH = 4.0  # `--strength`, as far as an exposure goes (core.exposure)
+MAX_STRENGTH = 4.0  # `--strength` by hand (an exposure stops at
+                    # core.exposure.MAX_STRENGTH)
 
 
 class ControlError(ValueError):

@@ -27,15 +27,25 @@ import numpy as np
 
 from zerodce_jax.core import curves
 
-__all__ = ["brightness_grid", "strength_for", "COARSE_STRENGTHS",
-           "MAX_STRENGTH", "FINE_POINTS"]
+__all__ = ["brightness_grid", "strength_for", "coarse_strengths",
+           "COARSE_STRENGTHS", "MAX_STRENGTH", "FINE_POINTS"]
 
-# The most an exposure may raise the curves: four times the model's maps
-# (further, the noise gain outgrows what denoising can take; the docs'
-# measurements: "Better than the paper").
-MAX_STRENGTH = 4.0
-COARSE_STRENGTHS = np.concatenate([np.linspace(0.0, 1.0, 9),
-                                   np.geomspace(1.1, MAX_STRENGTH, 16)])
+# The most an exposure may raise the curves: twice the model's maps. Further,
+# the noise gain outgrows what denoising can take, and night scenes, whose
+# dark sky is most of the picture, are turned into day to reach a fixed mean
+# (docs: "Better than the paper", where the cap was chosen). A `--strength`
+# given by hand may go further (apps.quality.MAX_STRENGTH).
+MAX_STRENGTH = 2.0
+
+
+def coarse_strengths(max_strength: float) -> np.ndarray:
+  """The grid ``strength_for`` reads ``B(s)`` on: 9 points in [0, 1], 16
+  geometric ones in [1.1, ``max_strength``]."""
+  return np.concatenate([np.linspace(0.0, 1.0, 9),
+                         np.geomspace(1.1, max_strength, 16)])
+
+
+COARSE_STRENGTHS = coarse_strengths(MAX_STRENGTH)
 FINE_POINTS = 17
 
 
@@ -86,7 +96,8 @@ def _invert(strengths: jax.Array, means: jax.Array,
 def strength_for(image: jax.Array, maps: jax.Array, target, *,
                  iterations: int,
                  shoulder: tuple[float, float] | None = None,
-                 mask: jax.Array | None = None) -> jax.Array:
+                 mask: jax.Array | None = None,
+                 max_strength: float | None = None) -> jax.Array:
   """The strength whose output has mean brightness ``target``.
 
   Args:
@@ -94,15 +105,18 @@ def strength_for(image: jax.Array, maps: jax.Array, target, *,
     maps: its curve maps.
     target: the mean brightness ``E`` in (0, 1) (a scalar, may be traced).
     iterations, shoulder, mask: as for ``brightness_grid``.
+    max_strength: the most it may give (a Python float; default
+      ``MAX_STRENGTH`` as the module has it when traced).
 
   Returns:
-    ``s`` in ``[0, MAX_STRENGTH]`` (a scalar): the ends when ``E`` is out of
+    ``s`` in ``[0, max_strength]`` (a scalar): the ends when ``E`` is out of
     reach (darker than the input: 0; brighter than the curve goes: the
     most).
   """
   kw = dict(iterations=iterations, shoulder=shoulder, mask=mask)
   target = jnp.asarray(target, image.dtype)
-  coarse = jnp.asarray(COARSE_STRENGTHS, image.dtype)
+  coarse = jnp.asarray(coarse_strengths(
+      MAX_STRENGTH if max_strength is None else max_strength), image.dtype)
   means = brightness_grid(image, maps, coarse, **kw)
   s, i = _invert(coarse, means, target)
   fine = coarse[i] + (coarse[i + 1] - coarse[i]) * jnp.linspace(

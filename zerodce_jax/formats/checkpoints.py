@@ -43,6 +43,17 @@ def save(manager: ocp.CheckpointManager, step: int, state: dict[str, Any],
                force=True)
 
 
+def _as_saved(state_dir: str) -> Any:
+  """The saved arrays' shapes and dtypes, placed on this process's first
+  device (a run written on 2 devices is read on 1, and the other way)."""
+  md = ocp.StandardCheckpointer().metadata(state_dir)
+  tree = getattr(md, "item_metadata", md)
+  tree = getattr(tree, "tree", tree)
+  one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one), tree)
+
+
 def restore_latest(manager: ocp.CheckpointManager,
                    target: dict[str, Any] | None
                    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -52,8 +63,9 @@ def restore_latest(manager: ocp.CheckpointManager,
     manager: from ``make_manager``.
     target: a state pytree of the right structure (arrays or
       ``jax.ShapeDtypeStruct``; ``jax.eval_shape`` of the initialiser), or
-      None to read the arrays as saved (the caller checks them: a
-      stranger's run folder, ``weights.load_workdir``).
+      None to read the arrays as saved, onto this process's first device
+      whatever devices wrote them (the caller checks them: a stranger's
+      run folder, ``weights.load_workdir``).
 
   Returns:
     ``(state, meta)``, or None when there is no checkpoint.
@@ -66,9 +78,10 @@ def restore_latest(manager: ocp.CheckpointManager,
   if step is None:
     return None
   path = os.path.join(str(manager.directory), str(step))
-  abstract = None if target is None else jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
   try:
+    abstract = (_as_saved(os.path.join(path, "state")) if target is None
+                else jax.tree_util.tree_map(
+                    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target))
     restored = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract),
         meta=ocp.args.JsonRestore()))
