@@ -155,10 +155,10 @@ def _mean(rows, key):
   return float(v.mean()) if v.size else float("nan")
 
 
-def paired(models, lol, modes, *, log):
+def paired(models, lol, modes, *, log, every=1):
   from zerodce_jax.apps import enhance
   from zerodce_jax.core import metrics
-  names = sorted(os.listdir(os.path.join(lol, "low")))
+  names = sorted(os.listdir(os.path.join(lol, "low")))[::every]
   pairs = [(_read(os.path.join(lol, "low", n)),
             _read(os.path.join(lol, "high", n))) for n in names]
   out = {}
@@ -244,13 +244,13 @@ def synthetic(models, lol, modes, *, count, log):
   return out, len(cases)
 
 
-def unpaired(models, test_images, modes, *, count, log):
+def unpaired(models, test_images, modes, *, count, log, every=1):
   from zerodce_jax.apps import enhance, quality
   from zerodce_jax.core import exposure, metrics, niqe
   paths = sorted(os.path.join(test_images, d, f)
                  for d in sorted(os.listdir(test_images))
                  for f in sorted(os.listdir(os.path.join(test_images, d))))
-  paths = paths[::max(1, len(paths) // count)] if count else paths
+  paths = paths[::max(1, len(paths) // count)] if count else paths[::every]
   images = [_read(p) for p in paths]
   bright = [float(np.mean(x.max(-1) >= 0.9)) >= BRIGHT_SHARE for x in images]
   out = {}
@@ -377,8 +377,11 @@ def markdown_tables(doc) -> str:
            f"{doc['settings']['auto_denoise']}, highlight shoulder "
            f"{tuple(doc['settings']['shoulder'])}.", ""]
   p = doc["paired"]
+  k = doc["settings"].get("every", 1)
+  nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
+  sub = f", every {nth} of the folder and of the test images" if k > 1 else ""
   lines += [f"**Real LOL pairs** (`lol_dev`, {doc['counts']['paired']} "
-            "pairs): SSIM as the papers (7x7 uniform) and dm-pix "
+            f"pairs{sub}): SSIM as the papers (7x7 uniform) and dm-pix "
             "(Gaussian 11x11); GT-mean: each output rescaled to its "
             "reference's mean.", "",
             "| model | mode | PSNR | SSIM | SSIM (Gaussian) | MAE | "
@@ -456,6 +459,9 @@ def main(argv=None):
   ap = _common.parser(__doc__)
   ap.add_argument("--models", default="zerodce-default,zerodce-pp-default,"
                   "official-zerodce,official-zerodce++")
+  ap.add_argument("--every", type=int, default=1,
+                  help="every K-th LOL pair and test image, 40/K synthetic "
+                  "captures (the tables say how many): a shorter run")
   args = ap.parse_args(argv)
   from zerodce_jax.apps import quality
   from zerodce_jax.core import exposure
@@ -483,14 +489,15 @@ def main(argv=None):
                       "max_exposure_strength": exposure.MAX_STRENGTH,
                       "auto_denoise": quality.AUTO_DENOISE,
                       "shoulder": list(quality.HIGHLIGHT_SHOULDER),
+                      "every": args.every,
                       "timing_size": [96, 128] if quick else [900, 1200],
                       "repeats": 1 if quick else args.repeats}}
   if os.path.isdir(lol):
     doc["paired"], counts["paired"] = (
         _quick_paired(models, lol, paired_modes, log) if quick
-        else paired(models, lol, paired_modes, log=log))
+        else paired(models, lol, paired_modes, log=log, every=args.every))
     doc["synthetic"], counts["synthetic"] = synthetic(
-        models, lol, modes, count=4 if quick else 40, log=log)
+        models, lol, modes, count=4 if quick else 40 // args.every, log=log)
     main_model, main_params = next(iter(models.values()))
     doc["exposure_caps"], counts["exposure_caps"] = exposure_caps(
         main_model, main_params, lol, (2.0,) if quick else EXPOSURE_CAPS,
@@ -498,7 +505,8 @@ def main(argv=None):
   test_images = os.path.join(shared, "test_images")
   if os.path.isdir(test_images):
     doc["unpaired"], counts["unpaired"] = unpaired(
-        models, test_images, modes, count=4 if quick else 0, log=log)
+        models, test_images, modes, count=4 if quick else 0, log=log,
+        every=args.every)
   doc["timing"] = timing(models, modes, repeats=doc["settings"]["repeats"],
                          size=tuple(doc["settings"]["timing_size"]), log=log)
   doc["counts"] = counts
