@@ -634,7 +634,8 @@ def _short_machine(doc):
 
 def _serve_preview(doc):
   r = next(r for r in doc["records"] if r["model"] == "zerodce-default")
-  return (f"{r['default_strength_change_s']:.2f} s for a "
+  return (f"{r['default_strength_change_s']:.2f} s with the default "
+          f"denoising, {r['plain_strength_change_s']:.2f} s without, for a "
           f"{r['width']}x{r['height']} photo ({_short_machine(doc)})")
 
 

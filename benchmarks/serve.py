@@ -79,8 +79,11 @@ def measure(model: str, *, repeats: int, size=SIZE) -> dict:
 
 
 def markdown_table(doc) -> str:
+  load = doc.get("load_average")
   rows = [f"A {doc['records'][0]['width']}x{doc['records'][0]['height']} "
-          "photo, seconds per preview over HTTP on loopback (median).", "",
+          "photo, seconds per preview over HTTP on loopback (median)"
+          + (f"; load average {load:.1f} when it ended (other work shared "
+             "the cores)" if load is not None else "") + ".", "",
           "| model | first preview (network) | strength change, default "
           "controls | exposure change, default controls | strength change, "
           "no denoising |", "|---|---|---|---|---|"]

@@ -119,8 +119,9 @@ def test_report_fills_inline_figures_from_their_json(tmp_path):
   (res / "serve.json").write_text(json.dumps(
       {"machine": machine, "records": [rec]}))
   assert report.fill_inline(text, str(res)) == (
-      "in <!-- figure:serve_preview -->0.23 s for a 1152x864 photo (2-core "
-      "X, 2026-12-02)<!-- /figure -->.")
+      "in <!-- figure:serve_preview -->0.23 s with the default denoising, "
+      "0.10 s without, for a 1152x864 photo (2-core X, 2026-12-02)"
+      "<!-- /figure -->.")
   with pytest.raises(KeyError, match="unknown inline figure"):
     report.fill_inline("<!-- figure:nope -->x<!-- /figure -->", str(res))
 
