@@ -294,15 +294,21 @@ def _metrics_summary(path):
 
 
 def bundled_section(entries=BUNDLED):
-  rows = ["| model | recipe | image size | steps | batch | training "
-          "(first -> last 10 logs) |", "|---|---|---|---|---|---|"]
+  rows = ["| model | recipe | images | bundled step (of the run's) | "
+          "batch | training (first -> last 10 logs) |",
+          "|---|---|---|---|---|---|"]
   sentences = []
   for name, folder, compare in entries:
     cfg = _load(os.path.join(folder, "config.json"))
+    with open(os.path.join(folder, "metrics.csv")) as f:
+      step = int(list(csv.DictReader(f))[-1]["step"])
+    crop = cfg["data"].get("crop_size", 0)
+    size = (f"{cfg['data']['image_size']}, random {crop} crops" if crop
+            else f"{cfg['data']['image_size']}")
     rows.append(f"| `{name}` | {cfg['model']['arch']}, "
                 f"{cfg['loss']['variant']} losses, TV weight "
                 f"{cfg['loss']['weights']['tv']:g} | "
-                f"{cfg['data']['image_size']} | {cfg['num_steps']:,} | "
+                f"{size} | {step:,} ({cfg['num_steps']:,}) | "
                 f"{cfg['batch_size']} | "
                 f"{_metrics_summary(os.path.join(folder, 'metrics.csv'))} |")
     sentences.append("- " + compare_sentence(
