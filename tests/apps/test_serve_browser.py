@@ -82,6 +82,13 @@ def test_page_enhances_and_downloads_like_zerodce_enhance(browser, tmp_path):
         "sample_lowlight.jpg")
     page.locator("#after[data-key*='strength=1&']").wait_for(
         state="attached", timeout=90_000)
+    # the bundled model's default exposure picks the strength (the slider
+    # is greyed out) until the exposure is turned off, as `--strength` on
+    # the command line replaces it
+    assert page.locator("#strength").is_disabled()
+    page.locator("#exposure-mode").select_option("off")
+    page.locator("#after[data-key*='exposure=off']").wait_for(
+        state="attached", timeout=90_000)
     page.locator("#strength").fill(STRENGTH)
     page.locator(f"#after[data-key*='strength={STRENGTH}&']").wait_for(
         state="attached", timeout=30_000)
