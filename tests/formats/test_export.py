@@ -278,7 +278,9 @@ def test_enhance_runtime_onnx_reproduces_enhance(tmp_path, capsys):
   _images(src)
   model = tmp_path / "m.onnx"
   assert cli.main(["export", "--format", "onnx", "-o", str(model)]) == 0
-  runs = {"jax": [], "onnx": ["--runtime", "onnx", "--weights", str(model)],
+  # the export is the plain model: the bundled default controls are off
+  runs = {"jax": ["--plain"],
+          "onnx": ["--runtime", "onnx", "--weights", str(model)],
           "tiled": ["--runtime", "onnx", "--weights", str(model),
                     "--max-megapixels", "0.0002", "--tile", "16"]}
   for name, extra in runs.items():
