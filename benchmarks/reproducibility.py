@@ -68,7 +68,7 @@ def _images(data: str, size: int, workdir: str):
   from zerodce_jax.formats import image_io  # noqa: PLC0415
   cache = os.path.join(workdir, f"train_{size}.npy")
   if os.path.exists(cache):
-    return np.load(cache)
+    return np.load(cache, allow_pickle=False)
   x = torch_port.official_images(image_io.list_images(data), size)
   np.save(cache + ".tmp.npy", x)
   os.replace(cache + ".tmp.npy", cache)

@@ -398,7 +398,7 @@ def train_official(images: np.ndarray, workdir: str, *,
   history: list[dict[str, float]] = []
   elapsed = 0.0
   if os.path.exists(ckpt):
-    sd = torch.load(ckpt, weights_only=False)
+    sd = torch.load(ckpt, weights_only=True)  # tensors and numbers only
     if (sd["seed"], sd["arch"]) != (seed, arch):
       raise ValueError(f"{ckpt}: trained with seed {sd['seed']} / "
                        f"{sd['arch']}, asked for {seed} / {arch}")
@@ -458,7 +458,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def load_official_run(workdir: str) -> dict[str, Any]:
   """Our params (nested dict) of a finished ``train_official`` run."""
-  with np.load(os.path.join(workdir, "params.npz")) as z:
+  with np.load(os.path.join(workdir, "params.npz"), allow_pickle=False) as z:
     tree: dict[str, Any] = {}
     for key in z.files:
       node = tree

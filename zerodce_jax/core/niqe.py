@@ -105,7 +105,7 @@ _RGB2Y = np.array([65.481, 128.553, 24.966])
 # --------------------------------------------------------------------------
 @lru_cache(maxsize=4)
 def _load_params_cached(path: str) -> Tuple[np.ndarray, np.ndarray]:
-  with np.load(path) as data:
+  with np.load(path, allow_pickle=False) as data:
     mu = np.asarray(data["mu"], dtype=np.float64).reshape(-1)
     cov = np.asarray(data["cov"], dtype=np.float64)
   if mu.shape != (36,) or cov.shape != (36, 36):
