@@ -56,8 +56,6 @@ MAIN_MODEL = "zerodce-default"
 EXPOSURE_CAPS = (4.0, 3.0, 2.5, 2.0, 1.5)
 
 
-def _for(mname, modes):
-  return [m for m in modes if mname == MAIN_MODEL or m[0] in SHORT]
 BRIGHT_SHARE = 0.01  # images with >= 1% of pixels >= 0.9: "bright regions"
 
 
@@ -67,6 +65,20 @@ def _controls(kw):
       strength=kw.get("strength"),
       exposure=None if "exposure" not in kw else str(kw["exposure"]),
       denoise=None if "denoise" not in kw else str(kw["denoise"]))
+
+
+def _cases(models, modes, *, official=True):
+  """``(model name, mode, enhancer, controls)`` for every model and mode
+  measured: the main model runs every mode, the others ``SHORT``;
+  ``official=False`` leaves the official models out."""
+  from zerodce_jax.apps import enhance
+  for mname, (model, params) in models.items():
+    if not official and mname.startswith("official"):
+      continue
+    en = enhance.Enhancer(model, params)
+    for mode, kw in modes:
+      if mname == MAIN_MODEL or mode in SHORT:
+        yield mname, mode, en, _controls(kw)
 
 
 def _models(shared, names):
@@ -156,34 +168,30 @@ def _mean(rows, key):
 
 
 def paired(models, lol, modes, *, log, every=1):
-  from zerodce_jax.apps import enhance
   from zerodce_jax.core import metrics
   names = sorted(os.listdir(os.path.join(lol, "low")))[::every]
   pairs = [(_read(os.path.join(lol, "low", n)),
             _read(os.path.join(lol, "high", n))) for n in names]
   out = {}
-  for mname, (model, params) in models.items():
-    en = enhance.Enhancer(model, params)
-    for mode, kw in _for(mname, modes):
-      c = _controls(kw)
-      rows = []
-      for x, ref in pairs:
-        y = en([x], controls=c)[0]
-        if mode.endswith("+ nlm"):
-          y = _nlm(y, x, en)
-        gm = _gt_mean(y, ref)
-        rows.append({
-            "psnr": float(metrics.psnr(y, ref)),
-            "ssim_paper": float(metrics.ssim_paper(y, ref)),
-            "ssim": float(metrics.ssim(y, ref)),
-            "mae": float(metrics.mae_255(y, ref)),
-            "psnr_gt_mean": float(metrics.psnr(gm, ref)),
-            "ssim_gt_mean": float(metrics.ssim_paper(gm, ref)),
-            "brightness": float(metrics.brightness(y))})
-      out[f"{mname} | {mode}"] = {k: _mean(rows, k) for k in rows[0]}
-      log(f"paired {mname} | {mode}: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in
-                      out[f"{mname} | {mode}"].items()))
+  for mname, mode, en, c in _cases(models, modes):
+    rows = []
+    for x, ref in pairs:
+      y = en([x], controls=c)[0]
+      if mode.endswith("+ nlm"):
+        y = _nlm(y, x, en)
+      gm = _gt_mean(y, ref)
+      rows.append({
+          "psnr": float(metrics.psnr(y, ref)),
+          "ssim_paper": float(metrics.ssim_paper(y, ref)),
+          "ssim": float(metrics.ssim(y, ref)),
+          "mae": float(metrics.mae_255(y, ref)),
+          "psnr_gt_mean": float(metrics.psnr(gm, ref)),
+          "ssim_gt_mean": float(metrics.ssim_paper(gm, ref)),
+          "brightness": float(metrics.brightness(y))})
+    out[f"{mname} | {mode}"] = {k: _mean(rows, k) for k in rows[0]}
+    log(f"paired {mname} | {mode}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in
+                    out[f"{mname} | {mode}"].items()))
   return out, len(pairs)
 
 
@@ -219,7 +227,6 @@ def exposure_caps(model, params, lol, caps, *, log, every=4):
 
 
 def synthetic(models, lol, modes, *, count, log):
-  from zerodce_jax.apps import enhance
   from zerodce_jax.core import metrics
   rng = np.random.default_rng(0)
   names = sorted(os.listdir(os.path.join(lol, "high")))[:count]
@@ -228,24 +235,19 @@ def synthetic(models, lol, modes, *, count, log):
     clean = _read(os.path.join(lol, "high", n))
     cases.append((_darken(clean, rng), clean))
   out = {}
-  for mname, (model, params) in models.items():
-    if mname.startswith("official"):
-      continue
-    en = enhance.Enhancer(model, params)
-    for mode, kw in _for(mname, modes):
-      c = _controls(kw)
-      rows = []
-      for x, clean in cases:
-        y = en([x], controls=c)[0]
-        rows.append({"psnr": float(metrics.psnr(y, clean)),
-                     "ssim_paper": float(metrics.ssim_paper(y, clean))})
-      out[f"{mname} | {mode}"] = {k: _mean(rows, k) for k in rows[0]}
-      log(f"synthetic {mname} | {mode}: {out[f'{mname} | {mode}']}")
+  for mname, mode, en, c in _cases(models, modes, official=False):
+    rows = []
+    for x, clean in cases:
+      y = en([x], controls=c)[0]
+      rows.append({"psnr": float(metrics.psnr(y, clean)),
+                   "ssim_paper": float(metrics.ssim_paper(y, clean))})
+    out[f"{mname} | {mode}"] = {k: _mean(rows, k) for k in rows[0]}
+    log(f"synthetic {mname} | {mode}: {out[f'{mname} | {mode}']}")
   return out, len(cases)
 
 
 def unpaired(models, test_images, modes, *, count, log, every=1):
-  from zerodce_jax.apps import enhance, quality
+  from zerodce_jax.apps import quality
   from zerodce_jax.core import exposure, metrics, niqe
   paths = sorted(os.path.join(test_images, d, f)
                  for d in sorted(os.listdir(test_images))
@@ -253,53 +255,50 @@ def unpaired(models, test_images, modes, *, count, log, every=1):
   paths = paths[::max(1, len(paths) // count)] if count else paths[::every]
   images = [_read(p) for p in paths]
   bright = [float(np.mean(x.max(-1) >= 0.9)) >= BRIGHT_SHARE for x in images]
-  out = {}
-  for mname, (model, params) in models.items():
-    en = enhance.Enhancer(model, params)
-    outputs = {}
-    for mode, kw in _for(mname, modes):
-      c = _controls(kw)
-      ys = [en([x], controls=c)[0] for x in images]
-      outputs[mode] = ys
-      hl = [100 * (float(np.mean(y.max(-1) >= 250 / 255))
-                   - float(np.mean(x.max(-1) >= 250 / 255)))
-            for x, y, b in zip(images, ys, bright) if b]
-      row = {"niqe": _mean([{"v": float(niqe.niqe(y))} for y in ys], "v"),
-             "brightness": float(np.mean([y.mean() for y in ys])),
-             "highlight_excess_pp_mean": float(np.mean(hl)) if hl else 0.0,
-             "highlight_excess_pp_max": float(np.max(hl)) if hl else 0.0,
-             "bright_images": int(sum(bright)),
-             "loe": float(np.mean([metrics.loe(x, y)
-                                   for x, y in zip(images, ys)]))}
-      if c.exposure is not None:
-        reach = []
-        for x, y in zip(images, ys):
-          top = en([x], controls=quality.Controls(
-              strength=exposure.MAX_STRENGTH))[0].mean()
-          if x.mean() < c.exposure < top:
-            reach.append(abs(float(y.mean()) - c.exposure) <= 0.02)
-        row["exposure_reachable"] = len(reach)
-        row["exposure_within_0.02"] = (float(np.mean(reach)) if reach
-                                       else float("nan"))
-      out[f"{mname} | {mode}"] = row
-      log(f"unpaired {mname} | {mode}: {row}")
-    # noise at equal brightness: the same exposure with and without denoise
-    pairs = [("exposure auto", "exposure auto + denoise auto"),
-             ("plain", "denoise auto")]
+  out, outputs = {}, {}
+  for mname, mode, en, c in _cases(models, modes):
+    ys = [en([x], controls=c)[0] for x in images]
+    outputs[f"{mname} | {mode}"] = ys
+    hl = [100 * (float(np.mean(y.max(-1) >= 250 / 255))
+                 - float(np.mean(x.max(-1) >= 250 / 255)))
+          for x, y, b in zip(images, ys, bright) if b]
+    row = {"niqe": _mean([{"v": float(niqe.niqe(y))} for y in ys], "v"),
+           "brightness": float(np.mean([y.mean() for y in ys])),
+           "highlight_excess_pp_mean": float(np.mean(hl)) if hl else 0.0,
+           "highlight_excess_pp_max": float(np.max(hl)) if hl else 0.0,
+           "bright_images": int(sum(bright)),
+           "loe": float(np.mean([metrics.loe(x, y)
+                                 for x, y in zip(images, ys)]))}
+    if c.exposure is not None:
+      reach = []
+      for x, y in zip(images, ys):
+        top = en([x], controls=quality.Controls(
+            strength=exposure.MAX_STRENGTH))[0].mean()
+        if x.mean() < c.exposure < top:
+          reach.append(abs(float(y.mean()) - c.exposure) <= 0.02)
+      row["exposure_reachable"] = len(reach)
+      row["exposure_within_0.02"] = (float(np.mean(reach)) if reach
+                                     else float("nan"))
+    out[f"{mname} | {mode}"] = row
+    log(f"unpaired {mname} | {mode}: {row}")
+  # noise at equal brightness: the same exposure with and without denoise
+  pairs = [("exposure auto", "exposure auto + denoise auto"),
+           ("plain", "denoise auto")]
+  for mname in models:
     for a, b in pairs:
-      if a in outputs and b in outputs:
-        na = [_flat_noise(x, y) for x, y in zip(images, outputs[a])]
-        nb = [_flat_noise(x, y) for x, y in zip(images, outputs[b])]
+      ka, kb = f"{mname} | {a}", f"{mname} | {b}"
+      if ka in outputs and kb in outputs:
+        na = [_flat_noise(x, y) for x, y in zip(images, outputs[ka])]
+        nb = [_flat_noise(x, y) for x, y in zip(images, outputs[kb])]
         ratio = [q / p for p, q in zip(na, nb) if p > 0 and np.isfinite(q)]
-        out[f"{mname} | {b}"]["flat_noise"] = float(np.nanmean(nb))
-        out[f"{mname} | {a}"]["flat_noise"] = float(np.nanmean(na))
-        out[f"{mname} | {b}"]["flat_noise_vs_" + a.replace(" ", "_")] = \
+        out[kb]["flat_noise"] = float(np.nanmean(nb))
+        out[ka]["flat_noise"] = float(np.nanmean(na))
+        out[kb]["flat_noise_vs_" + a.replace(" ", "_")] = \
             float(np.median(ratio))
   return out, len(images)
 
 
 def timing(models, modes, *, repeats, size, log):
-  from zerodce_jax.apps import enhance
   rng = np.random.default_rng(0)
   h, w = size
   coarse = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8))
@@ -308,22 +307,17 @@ def timing(models, modes, *, repeats, size, log):
   x = np.clip(scene + rng.standard_normal((h, w, 1)).astype(np.float32)
               * 0.02, 0, 1)
   out = {}
-  for mname, (model, params) in models.items():
-    if mname.startswith("official"):
-      continue
-    en = enhance.Enhancer(model, params)
-    for mode, kw in _for(mname, modes):
-      c = _controls(kw)
-      en([x], controls=c)  # compile
-      ts = []
-      for _ in range(repeats):
-        t = time.perf_counter()
-        en([x], controls=c)
-        ts.append(time.perf_counter() - t)
-      out[f"{mname} | {mode}"] = {"seconds": float(np.median(ts)),
-                                  "s_per_mp": float(np.median(ts))
-                                  / (h * w / 1e6)}
-      log(f"time {mname} | {mode}: {out[f'{mname} | {mode}']}")
+  for mname, mode, en, c in _cases(models, modes, official=False):
+    en([x], controls=c)  # compile
+    ts = []
+    for _ in range(repeats):
+      t = time.perf_counter()
+      en([x], controls=c)
+      ts.append(time.perf_counter() - t)
+    out[f"{mname} | {mode}"] = {"seconds": float(np.median(ts)),
+                                "s_per_mp": float(np.median(ts))
+                                / (h * w / 1e6)}
+    log(f"time {mname} | {mode}: {out[f'{mname} | {mode}']}")
   return out
 
 
