@@ -1,13 +1,28 @@
 """Shared test set-up: fake CPU devices, the ../shared fixture, transforms."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Four fake CPU devices, before JAX initialises (multi-device tests need them).
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The memory probe's cache (apps.enhance.bytes_per_pixel) in a private folder
-os.environ.setdefault("ZERODCE_CACHE_DIR", os.path.join(
-    __import__("tempfile").mkdtemp(prefix="zerodce-test-cache-")))
+# The memory probe's cache (apps.enhance.bytes_per_pixel) and XLA's
+# compilation cache in private folders, removed at exit. The compilation
+# cache is shared with the processes the tests start (CLI runs, restarts
+# after SIGKILL): a program the session has compiled once loads from disk.
+# (pytest-xdist's workers inherit the folders of the process that made them;
+# that process removes them.)
+if "ZERODCE_TEST_PRIVATE" not in os.environ:
+  os.environ["ZERODCE_TEST_PRIVATE"] = tempfile.mkdtemp(prefix="zerodce-test-")
+  atexit.register(shutil.rmtree, os.environ["ZERODCE_TEST_PRIVATE"],
+                  ignore_errors=True)
+_PRIVATE = os.environ["ZERODCE_TEST_PRIVATE"]
+os.environ.setdefault("ZERODCE_CACHE_DIR", os.path.join(_PRIVATE, "probe"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(_PRIVATE, "xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pathlib  # noqa: E402
 

@@ -145,6 +145,7 @@ def test_report_train_table_names_the_fastest_peer_mode():
 
 
 @pytest.mark.slow
+@pytest.mark.full  # tooling for the profile table (docs/tests.md)
 def test_profile_quick_feeds_the_report(tmp_path):
   """benchmarks/op_profile.py at tiny sizes: a trace of inference and both
   train steps, every layer with every algorithm, and the README table."""

@@ -208,8 +208,8 @@ def test_resume_after_repeated_sigkills_is_exact(tmp_path, full):
   while orbax is writing a checkpoint asynchronously), restart it each time;
   after every kill the workdir restores cleanly, and the finished run's
   params are bit-identical to a run that was never interrupted. 12 kills
-  with ``--full``, 4 in the default run."""
-  steps, kills_wanted = 400, 12 if full else 4
+  with ``--full``, 2 in the default run (one of them mid-write)."""
+  steps, kills_wanted = (400, 12) if full else (120, 2)
   ref = subprocess.run(_train_cmd(tmp_path / "ref", steps),
                        capture_output=True, text=True, timeout=600)
   assert ref.returncode == 0, ref.stderr
@@ -247,7 +247,7 @@ def test_resume_after_repeated_sigkills_is_exact(tmp_path, full):
     assert f"checkpoint step {done[-1]}" in source
   print(f"{kills} kills, {during_write} with a checkpoint being written; "
         f"complete checkpoints then: {done}")
-  assert during_write >= kills_wanted // 3, during_write
+  assert during_write >= max(1, kills_wanted // 3), during_write
   again = subprocess.run(_train_cmd(work, steps), capture_output=True,
                          text=True, timeout=600)
   assert again.returncode == 0, again.stderr
