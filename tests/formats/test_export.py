@@ -143,8 +143,9 @@ def test_onnx_on_the_official_test_images(shared, official_zerodce,
                                           official_zerodce_pp, full):
   """The official test images at their own sizes through one dynamic-axes
   file each: float32 within 1e-5 of JAX; float16 (emulated, slow on a CPU)
-  on every 6th image, within 1e-2 (mean 1e-3). All 73 with ``--full``; in
-  the default run every 12th (7 images, DICM and LIME)."""
+  within 1e-2 (mean 1e-3). ``--full``: all 73, float16 on every 6th; the
+  default run: every 12th (7 images, DICM and LIME), float16 on every 3rd
+  of those."""
   paths = sorted((shared / "test_images").glob("*/*"))
   assert len(paths) == 73
   paths = paths if full else paths[::12]
