@@ -26,7 +26,7 @@ __all__ = ["make_optimizer", "make_loss_fn", "create_train_state",
            "train_step", "make_parallel_step", "TrainState", "place_images",
            "replicate_state", "PARALLEL_CHOICES", "model_from_config",
            "loss_fn_from_config", "optimizer_from_config", "state_dict",
-           "local_copy"]
+           "local_copy", "in_lockstep"]
 
 TrainState = train_state.TrainState
 LossFn = Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
@@ -143,7 +143,8 @@ def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
                       axis_name="batch", in_axes=(None, 0, None),
                       out_axes=(None, None), donate_argnums=(0,),
                       devices=devices)
-    return lambda state, data, images=None: p_step(state, data, images)
+    return in_lockstep(lambda state, data, images=None:
+                       p_step(state, data, images), devices)
 
   from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
   mesh = _mesh(devices)
@@ -164,7 +165,29 @@ def make_parallel_step(loss_fn: LossFn, *, devices: Sequence[Any],
     return fn(state, jax.make_array_from_process_local_data(rows, flat),
               images)
 
-  return step
+  return in_lockstep(step, devices)
+
+
+def in_lockstep(step: Callable, devices: Sequence[Any]) -> Callable:
+  """``step``, waiting for its outputs before it returns when it runs
+  collectives over several CPU devices; ``step`` itself otherwise.
+
+  XLA:CPU runs every host device's program on one pool of threads, as many
+  as cores, and a device waiting in an all-reduce holds its thread. With the
+  host dispatching steps ahead (JAX's asynchronous dispatch), a 2-core
+  machine could abort after a few hundred fast steps ("Termination timeout
+  for all reduce ... Expected 2 threads to join the rendezvous"): waiting
+  for each step costs little there, and the host input pipeline still
+  prefetches in its own thread. Accelerators keep dispatching ahead.
+  """
+  devices = list(devices)
+  if len(devices) < 2 or devices[0].platform != "cpu":
+    return step
+
+  def waited(*args, **kwargs):
+    return jax.block_until_ready(step(*args, **kwargs))
+
+  return waited
 
 
 def _mesh(local_devices: Sequence[Any]):
@@ -229,8 +252,7 @@ def train_step(state: TrainState, batch: jax.Array, *, loss_fn: LossFn,
   (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params, batch)
   if axis_name is not None:
-    grads = jax.lax.pmean(grads, axis_name)
-    loss, terms = jax.lax.pmean((loss, terms), axis_name)
+    grads, (loss, terms) = jax.lax.pmean((grads, (loss, terms)), axis_name)
   metrics = {"loss": loss, **terms, "grad_norm": optax.tree.norm(grads)}
   return state.apply_gradients(grads=grads), metrics
 

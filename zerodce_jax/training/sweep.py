@@ -64,7 +64,8 @@ from zerodce_jax.formats import atomic, checkpoints, image_io, params_io
 from zerodce_jax.training import config_utils, input_pipeline, metric_writers
 from zerodce_jax.training.loop import load_training_images
 from zerodce_jax.training.step import (TrainState, create_train_state,
-                                       model_from_config, train_step)
+                                       in_lockstep, model_from_config,
+                                       train_step)
 
 __all__ = ["SweepError", "Variant", "SweepState", "TRACED_FIELDS",
            "SHAPE_FIELDS", "parse_seeds", "parse_grid", "expand_variants",
@@ -599,12 +600,12 @@ def make_sweep_step(loss_fn: Callable, layout: SweepLayout, *,
                    donate_argnums=(0,))
   from jax.sharding import PartitionSpec as P  # noqa: PLC0415
   axis = "batch" if layout.batch_shards > 1 else None
-  return jax.jit(jax.shard_map(
+  return in_lockstep(jax.jit(jax.shard_map(
       functools.partial(body, axis_name=axis), mesh=layout.mesh,
       in_specs=(P("variant"), P("variant", "batch"),
                 P("variant") if images_per_variant else P(), P("variant")),
       out_specs=(P("variant"), P("variant")), check_vma=False),
-                 donate_argnums=(0,))
+                 donate_argnums=(0,)), layout.mesh.devices.flat)
 
 
 # --------------------------------------------------------------------------
