@@ -1,7 +1,8 @@
 """Better than the paper: exposure, highlight protection and denoising,
 measured on real photos (the figures of docs/quality.md).
 
-    python -m benchmarks.quality [--shared ../shared] [--quick]
+    python -m benchmarks.quality [--shared ../shared] [--quick] [--every K]
+    python -m benchmarks.quality --models zerodce-pp-default --every 2 --merge
 
 Every mode is the library's own path (``Enhancer(..)(images,
 controls=...)``), the same for every image; nothing looks at a reference.
@@ -25,6 +26,8 @@ Models: the bundled ``zerodce-default`` and ``zerodce-pp-default`` and, when
 
 Writes OUT/quality.json and OUT/quality_grid.jpg (input | plain | default
 for a few photos); ``markdown_tables(doc)`` makes the docs' tables.
+``--merge`` reruns only ``--models`` (a retrained bundled model) and keeps
+the other models' rows of OUT/quality.json, with the same ``--every``.
 """
 
 from __future__ import annotations
@@ -370,6 +373,11 @@ def markdown_tables(doc) -> str:
            + f", `--denoise auto` = "
            f"{doc['settings']['auto_denoise']}, highlight shoulder "
            f"{tuple(doc['settings']['shoulder'])}.", ""]
+  runs = doc.get("runs") or {}
+  if any(m != doc["machine"] for m in runs.values()):
+    lines += ["Measured in separate runs (`--merge`): " + "; ".join(
+        f"`{name}` {m['cpu']}, {m['cores']} cores, {m['date']}"
+        for name, m in runs.items()) + ".", ""]
   p = doc["paired"]
   k = doc["settings"].get("every", 1)
   nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
@@ -456,6 +464,10 @@ def main(argv=None):
   ap.add_argument("--every", type=int, default=1,
                   help="every K-th LOL pair and test image, 40/K synthetic "
                   "captures (the tables say how many): a shorter run")
+  ap.add_argument("--merge", action="store_true",
+                  help="rerun only --models and keep the other models' rows "
+                  "of OUT/quality.json (after retraining one model); the "
+                  "JSON records the machine and date of each model's run")
   args = ap.parse_args(argv)
   from zerodce_jax.apps import quality
   from zerodce_jax.core import exposure
@@ -493,9 +505,10 @@ def main(argv=None):
     doc["synthetic"], counts["synthetic"] = synthetic(
         models, lol, modes, count=4 if quick else 40 // args.every, log=log)
     main_model, main_params = next(iter(models.values()))
-    doc["exposure_caps"], counts["exposure_caps"] = exposure_caps(
-        main_model, main_params, lol, (2.0,) if quick else EXPOSURE_CAPS,
-        log=log, every=34 if quick else 4)
+    if not args.merge or MAIN_MODEL in models:
+      doc["exposure_caps"], counts["exposure_caps"] = exposure_caps(
+          main_model, main_params, lol, (2.0,) if quick else EXPOSURE_CAPS,
+          log=log, every=34 if quick else 4)
   test_images = os.path.join(shared, "test_images")
   if os.path.isdir(test_images):
     doc["unpaired"], counts["unpaired"] = unpaired(
@@ -504,6 +517,9 @@ def main(argv=None):
   doc["timing"] = timing(models, modes, repeats=doc["settings"]["repeats"],
                          size=tuple(doc["settings"]["timing_size"]), log=log)
   doc["counts"] = counts
+  if args.merge:
+    doc = merge(_load(os.path.join(args.out, "quality.json")), doc,
+                list(models))
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "quality.json"), "w") as f:
     json.dump(doc, f, indent=1)
@@ -512,6 +528,59 @@ def main(argv=None):
   if {"paired", "synthetic", "unpaired"} <= set(doc):
     print(markdown_tables(doc))
   return 0
+
+
+SECTIONS = ("paired", "synthetic", "unpaired", "timing")
+
+
+def _load(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise SystemExit(f"--merge: cannot read {path} "
+                     f"({type(e).__name__}: {e})") from None
+
+
+def merge(old, new, rerun):
+  """``old`` with the rows of the models in ``rerun`` replaced by ``new``'s
+  (in the old row order; models new to ``old`` go last), sections computed
+  for one model only (``exposure_caps``) taken from whichever run has them.
+  ``runs`` records each model's machine and date.
+
+  Raises:
+    SystemExit: the two runs' settings or sample counts differ (their rows
+      would not be comparable).
+  """
+  for part in ("settings", "counts"):
+    o = {k: v for k, v in old.get(part, {}).items() if k != "exposure_caps"}
+    n = {k: v for k, v in new.get(part, {}).items() if k != "exposure_caps"}
+    if o != n:
+      raise SystemExit(f"--merge: the {part} differ from the JSON's "
+                       f"({n} vs {o}): rerun every model instead")
+  out = dict(old)
+  runs = dict(old.get("runs") or {})
+  for section in SECTIONS:
+    rows = {}
+    for k, v in old.get(section, {}).items():
+      model = k.split(" | ")[0]
+      if model not in rerun:
+        rows[k] = v
+      else:
+        rows.update({kk: vv for kk, vv in new[section].items()
+                     if kk.split(" | ")[0] == model and kk not in rows})
+    rows.update({k: v for k, v in new.get(section, {}).items()
+                 if k not in rows})
+    out[section] = rows
+  for model in {k.split(" | ")[0] for k in out["paired"]}:
+    runs.setdefault(model, old["machine"])
+  runs.update({m: new["machine"] for m in rerun})
+  out["runs"] = runs
+  if "exposure_caps" in new:
+    out["exposure_caps"] = new["exposure_caps"]
+    out["counts"] = {**out["counts"],
+                     "exposure_caps": new["counts"]["exposure_caps"]}
+  return out
 
 
 def _quick_paired(models, lol, modes, log):

@@ -273,3 +273,27 @@ def test_zerodce_bench_refuses_unknown_torch_modes(tmp_path, capsys):
   assert "--torch-modes wants some of eager,channels_last,compile" in (
       capsys.readouterr().err)
   assert not (tmp_path / "b.json").exists()
+
+
+def test_quality_merge_replaces_one_models_rows_in_place():
+  from benchmarks import quality
+  m_old = {"cpu": "A", "cores": 2, "date": "2026-12-01"}
+  m_new = {"cpu": "B", "cores": 2, "date": "2026-12-02"}
+  rows = lambda tag, *models: {f"{m} | {mode}": {"psnr": tag}  # noqa: E731
+                               for m in models for mode in ("plain", "x")}
+  old = {"machine": m_old, "settings": {"every": 2}, "counts": {
+      "paired": 50, "exposure_caps": 25}, "exposure_caps": {"2": 1},
+         **{s: rows(1, "a", "pp", "official") for s in quality.SECTIONS}}
+  new = {"machine": m_new, "settings": {"every": 2}, "counts": {"paired": 50},
+         **{s: rows(2, "pp") for s in quality.SECTIONS}}
+  out = quality.merge(old, new, ["pp"])
+  for s in quality.SECTIONS:
+    assert list(out[s]) == list(old[s])  # the old order
+    assert [r["psnr"] for r in out[s].values()] == [1, 1, 2, 2, 1, 1]
+  assert out["exposure_caps"] == {"2": 1}
+  assert out["counts"] == old["counts"]
+  assert out["runs"] == {"a": m_old, "official": m_old, "pp": m_new}
+  with pytest.raises(SystemExit, match="settings differ"):
+    quality.merge(old, {**new, "settings": {"every": 1}}, ["pp"])
+  with pytest.raises(SystemExit, match="counts differ"):
+    quality.merge(old, {**new, "counts": {"paired": 100}}, ["pp"])
