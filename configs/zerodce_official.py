@@ -50,6 +50,7 @@ def get_config(arg=None):
   c.model = ml_collections.ConfigDict()
   c.model.arch = "zerodce"          # a name in zerodce_jax.models.ARCHITECTURES
   c.model.bias_init = "torch"       # official: PyTorch default; paper: zeros
+  c.model.kernel_init = "normal"    # N(0, 0.02); "torch": PyTorch default
   c.model.dtype = "float32"         # "bfloat16": mixed precision (f32 params)
   c.model.scale_factor = 1          # Zero-DCE++ only
 

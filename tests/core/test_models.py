@@ -229,3 +229,33 @@ def test_depthwise_input_gradient_equals_grouped_conv():
   grads = [jax.grad(lambda x: jnp.sum(jnp.tanh(conv_kernels.depthwise_conv3x3(
       x, k, kernels=kern)) * x))(x) for kern in ("tuned", "native")]
   np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_init_torch_is_pytorchs_default_and_normal_is_n002():
+  """``kernel_init="torch"``: U(+-1/sqrt(fan_in)) for every kernel (the
+  official Zero-DCE++ script keeps PyTorch's defaults); ``"normal"``:
+  N(0, 0.02) (the official Zero-DCE script)."""
+  pp = _init(models.make_model("zerodce++", kernel_init="torch",
+                               bias_init="torch", scale_factor=1), key=3)
+  fan_ins = {"depthwise": lambda k: 9, "pointwise": lambda k: k.shape[2]}
+  for layer in pp.values():
+    for part, fan_in in fan_ins.items():
+      k = np.asarray(layer[part]["kernel"])
+      bound = 1.0 / np.sqrt(fan_in(k))
+      assert np.abs(k).max() <= bound
+      # uniform: s.d. bound/sqrt(3); the sample is at least 96 weights
+      assert np.std(k) == pytest.approx(bound / np.sqrt(3), rel=0.25)
+  plain = _init(models.make_model("zerodce", kernel_init="normal"), key=3)
+  k = np.concatenate([np.ravel(v["kernel"]) for v in plain.values()])
+  assert np.std(k) == pytest.approx(0.02, rel=0.02)
+  with pytest.raises(ValueError, match="kernel_init must be"):
+    _init(models.make_model("zerodce", kernel_init="he"))
+  try:
+    import torch
+  except ImportError:
+    return
+  # PyTorch's own default for a depthwise 3x3 conv has the same bound
+  conv = torch.nn.Conv2d(64, 64, 3, groups=64)
+  w = torch.cat([conv.reset_parameters() or conv.weight.detach().ravel()
+                 for _ in range(20)]).numpy()
+  assert np.abs(w).max() == pytest.approx(1 / 3, rel=0.01)

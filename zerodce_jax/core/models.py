@@ -34,7 +34,10 @@ __all__ = [
 
 
 def torch_default_bias_init(fan_in: int) -> Callable[..., jax.Array]:
-  """PyTorch's default conv bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  """PyTorch's default conv init, bias and kernel alike:
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), ``fan_in`` = input channels per group
+  x kernel height x width (for the kernel, ``kaiming_uniform_`` with
+  a = sqrt(5): bound sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in))."""
   bound = 1.0 / math.sqrt(fan_in)
 
   def init(key, shape, dtype=jnp.float32):
@@ -69,12 +72,20 @@ def _bias_init(kind: str, fan_in: int) -> Callable[..., jax.Array]:
   raise ValueError(f"bias_init must be 'zeros' or 'torch', got {kind!r}")
 
 
+def _kernel_init(kind: str, fan_in: int) -> Callable[..., jax.Array]:
+  if kind == "normal":
+    return nn.initializers.normal(stddev=0.02)
+  if kind == "torch":
+    return torch_default_bias_init(fan_in)
+  raise ValueError(f"kernel_init must be 'normal' or 'torch', got {kind!r}")
+
+
 def _kernel_and_bias(module: nn.Module, x: jax.Array,
                      kernel_shape: tuple[int, ...], fan_in: int
                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Declares ``kernel`` (N(0, 0.02)) and ``bias`` on ``module`` and promotes
-  ``x`` and both to the module's compute dtype."""
-  kernel = module.param("kernel", nn.initializers.normal(stddev=0.02),
+  """Declares ``kernel`` (``module.kernel_init``) and ``bias`` on ``module``
+  and promotes ``x`` and both to the module's compute dtype."""
+  kernel = module.param("kernel", _kernel_init(module.kernel_init, fan_in),
                         kernel_shape, module.param_dtype)
   bias = module.param("bias", _bias_init(module.bias_init, fan_in),
                       (kernel_shape[-1],), module.param_dtype)
@@ -85,6 +96,7 @@ class Conv3x3(nn.Module):
   """3x3 'same' conv with bias (``conv3x3``); params ``kernel``, ``bias``."""
   features: int
   bias_init: str = "zeros"
+  kernel_init: str = "normal"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   kernels: str = "auto"
@@ -100,6 +112,7 @@ class Conv3x3(nn.Module):
 class DepthwiseConv3x3(nn.Module):
   """Depthwise 3x3 conv with bias; params ``kernel [3, 3, 1, C]``, ``bias [C]``."""
   bias_init: str = "zeros"
+  kernel_init: str = "normal"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   kernels: str = "auto"
@@ -115,6 +128,7 @@ class Pointwise(nn.Module):
   O]`` (the conv layout the converter and checkpoints use) and ``bias``."""
   features: int
   bias_init: str = "zeros"
+  kernel_init: str = "normal"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -130,15 +144,18 @@ class SeparableConv(nn.Module):
   """3x3 depthwise conv then 1x1 pointwise conv, both with bias (Zero-DCE++)."""
   features: int
   bias_init: str = "zeros"
+  kernel_init: str = "normal"
   dtype: Any = jnp.float32
   kernels: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = DepthwiseConv3x3(bias_init=self.bias_init, dtype=self.dtype,
+    x = DepthwiseConv3x3(bias_init=self.bias_init,
+                         kernel_init=self.kernel_init, dtype=self.dtype,
                          kernels=self.kernels, name="depthwise")(x)
     return Pointwise(self.features, bias_init=self.bias_init,
-                     dtype=self.dtype, name="pointwise")(x)
+                     kernel_init=self.kernel_init, dtype=self.dtype,
+                     name="pointwise")(x)
 
 
 class DCENet(nn.Module):
@@ -158,6 +175,9 @@ class DCENet(nn.Module):
       code; otherwise the map is up-scaled to the input's own size.
     bias_init: ``"zeros"`` (paper: constant biases) or ``"torch"`` (PyTorch's
       default uniform init, which the official script keeps).
+    kernel_init: ``"normal"`` (N(0, 0.02): the paper and the official
+      Zero-DCE script) or ``"torch"`` (PyTorch's default uniform init: the
+      official Zero-DCE++ script, whose init call is commented out).
     dtype: computation dtype (e.g. ``jnp.bfloat16``); params stay float32.
     return_intermediate: iterations whose images are also returned (the
       official Zero-DCE returns the 4th).
@@ -171,6 +191,7 @@ class DCENet(nn.Module):
   separable: bool = False
   scale_factor: int = 1
   bias_init: str = "zeros"
+  kernel_init: str = "normal"
   dtype: Any = jnp.float32
   return_intermediate: Sequence[int] = ()
   kernels: str = "auto"
@@ -203,10 +224,12 @@ class DCENet(nn.Module):
       last = k == self.depth
       features = self.map_channels if last else self.width
       if self.separable:
-        y = SeparableConv(features, bias_init=self.bias_init, dtype=self.dtype,
+        y = SeparableConv(features, bias_init=self.bias_init,
+                          kernel_init=self.kernel_init, dtype=self.dtype,
                           kernels=self.kernels, name=f"conv{k}")(inp)
       else:
-        y = Conv3x3(features, bias_init=self.bias_init, dtype=self.dtype,
+        y = Conv3x3(features, bias_init=self.bias_init,
+                    kernel_init=self.kernel_init, dtype=self.dtype,
                     kernels=self.kernels, name=f"conv{k}")(inp)
       y = jnp.tanh(y) if last else nn.relu(y)
       acts.append(y if mask is None or last else y * mask.astype(y.dtype))

@@ -265,7 +265,8 @@ def model_from_config(config) -> nn.Module:
   arch = models.ARCHITECTURES[config.model.arch]
   dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
   return models.make_model(
-      config.model.arch, bias_init=config.model.bias_init, dtype=dtype,
+      config.model.arch, bias_init=config.model.bias_init,
+      kernel_init=config.model.get("kernel_init", "normal"), dtype=dtype,
       scale_factor=config.model.scale_factor if arch["separable"] else 1)
 
 
