@@ -280,7 +280,7 @@ def compare_sentence(doc):
           f"{mean['brightness_ref']:.3f} (official).")
 
 
-def _metrics_summary(path):
+def _metrics_summary(path, *, batch):
   with open(path) as f:
     rows = list(csv.DictReader(f))
   first, last = rows[:10], rows[-10:]
@@ -288,9 +288,16 @@ def _metrics_summary(path):
   def mean(rs, k):
     return statistics.fmean(float(r[k]) for r in rs)
 
+  hours = ""
+  if rows and rows[-1].get("images_per_s"):
+    # images_per_s: the run's average since its process started
+    images = int(rows[-1]["step"]) * batch
+    hours = (f"; {images / float(rows[-1]['images_per_s']) / 3600:.1f} h "
+             "of training at the logged images/s, ")
   return (f"mean logged loss {mean(first, 'loss'):.2f} over the first 10 "
           f"logs, {mean(last, 'loss'):.2f} over the last 10; exposure term "
-          f"{mean(first, 'exp'):.3f} -> {mean(last, 'exp'):.3f}")
+          f"{mean(first, 'exp'):.3f} -> {mean(last, 'exp'):.3f}"
+          + (hours + "a 2-core CPU" if hours else ""))
 
 
 def bundled_section(entries=BUNDLED):
@@ -305,12 +312,14 @@ def bundled_section(entries=BUNDLED):
     crop = cfg["data"].get("crop_size", 0)
     size = (f"{cfg['data']['image_size']}, random {crop} crops" if crop
             else f"{cfg['data']['image_size']}")
+    planned = (f"{cfg['num_steps']:,}" if cfg["num_steps"] > 0
+               else f"{cfg['num_epochs']} epochs")
     rows.append(f"| `{name}` | {cfg['model']['arch']}, "
                 f"{cfg['loss']['variant']} losses, TV weight "
                 f"{cfg['loss']['weights']['tv']:g} | "
-                f"{size} | {step:,} ({cfg['num_steps']:,}) | "
+                f"{size} | {step:,} ({planned}) | "
                 f"{cfg['batch_size']} | "
-                f"{_metrics_summary(os.path.join(folder, 'metrics.csv'))} |")
+                f"{_metrics_summary(os.path.join(folder, 'metrics.csv'), batch=cfg['batch_size'])} |")
     sentences.append("- " + compare_sentence(
         _load(os.path.join(folder, compare))))
   return ("\n".join(rows) + "\n\n" + "\n".join(sentences)
