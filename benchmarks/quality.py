@@ -498,6 +498,10 @@ def main(argv=None):
                       "every": args.every,
                       "timing_size": [96, 128] if quick else [900, 1200],
                       "repeats": 1 if quick else args.repeats}}
+  old = None
+  if args.merge:  # before the long run: a JSON it cannot merge into fails now
+    old = _load(os.path.join(args.out, "quality.json"))
+    _same(old, doc, "settings")
   if os.path.isdir(lol):
     doc["paired"], counts["paired"] = (
         _quick_paired(models, lol, paired_modes, log) if quick
@@ -518,8 +522,7 @@ def main(argv=None):
                          size=tuple(doc["settings"]["timing_size"]), log=log)
   doc["counts"] = counts
   if args.merge:
-    doc = merge(_load(os.path.join(args.out, "quality.json")), doc,
-                list(models))
+    doc = merge(old, doc, list(models))
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "quality.json"), "w") as f:
     json.dump(doc, f, indent=1)
@@ -542,6 +545,16 @@ def _load(path):
                      f"({type(e).__name__}: {e})") from None
 
 
+def _same(old, new, part):
+  """SystemExit unless ``old[part] == new[part]`` (``exposure_caps`` aside:
+  one model's)."""
+  o = {k: v for k, v in old.get(part, {}).items() if k != "exposure_caps"}
+  n = {k: v for k, v in new.get(part, {}).items() if k != "exposure_caps"}
+  if o != n:
+    raise SystemExit(f"--merge: the {part} differ from the JSON's "
+                     f"({n} vs {o}): rerun every model instead")
+
+
 def merge(old, new, rerun):
   """``old`` with the rows of the models in ``rerun`` replaced by ``new``'s
   (in the old row order; models new to ``old`` go last), sections computed
@@ -553,11 +566,7 @@ def merge(old, new, rerun):
       would not be comparable).
   """
   for part in ("settings", "counts"):
-    o = {k: v for k, v in old.get(part, {}).items() if k != "exposure_caps"}
-    n = {k: v for k, v in new.get(part, {}).items() if k != "exposure_caps"}
-    if o != n:
-      raise SystemExit(f"--merge: the {part} differ from the JSON's "
-                       f"({n} vs {o}): rerun every model instead")
+    _same(old, new, part)
   out = dict(old)
   runs = dict(old.get("runs") or {})
   for section in SECTIONS:

@@ -293,11 +293,10 @@ def _metrics_summary(path, *, batch):
     # images_per_s: the run's average since its process started
     images = int(rows[-1]["step"]) * batch
     hours = (f"; {images / float(rows[-1]['images_per_s']) / 3600:.1f} h "
-             "of training at the logged images/s, ")
+             "of training at the logged images/s")
   return (f"mean logged loss {mean(first, 'loss'):.2f} over the first 10 "
           f"logs, {mean(last, 'loss'):.2f} over the last 10; exposure term "
-          f"{mean(first, 'exp'):.3f} -> {mean(last, 'exp'):.3f}"
-          + (hours + "a 2-core CPU" if hours else ""))
+          f"{mean(first, 'exp'):.3f} -> {mean(last, 'exp'):.3f}{hours}")
 
 
 def bundled_section(entries=BUNDLED):
@@ -319,12 +318,14 @@ def bundled_section(entries=BUNDLED):
                 f"{cfg['loss']['weights']['tv']:g} | "
                 f"{size} | {step:,} ({planned}) | "
                 f"{cfg['batch_size']} | "
-                f"{_metrics_summary(os.path.join(folder, 'metrics.csv'), batch=cfg['batch_size'])} |")
+                + _metrics_summary(os.path.join(folder, "metrics.csv"),
+                                   batch=cfg["batch_size"]) + " |")
     sentences.append("- " + compare_sentence(
         _load(os.path.join(folder, compare))))
   return ("\n".join(rows) + "\n\n" + "\n".join(sentences)
-          + "\n\nThese are quality comparisons of two models' outputs: they "
-          "do not depend on the machine, and the files record none.")
+          + "\n\nThe comparisons are of two models' outputs: they do not "
+          "depend on the machine. The training hours do: each run's machine "
+          "is named with its command above.")
 
 
 def accelerator_section(folder):

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def torch_default_bias_init(fan_in: int) -> Callable[..., jax.Array]:
+def torch_default_init(fan_in: int) -> Callable[..., jax.Array]:
   """PyTorch's default conv init, bias and kernel alike:
   U(-1/sqrt(fan_in), 1/sqrt(fan_in)), ``fan_in`` = input channels per group
   x kernel height x width (for the kernel, ``kaiming_uniform_`` with
@@ -68,7 +68,7 @@ def _bias_init(kind: str, fan_in: int) -> Callable[..., jax.Array]:
   if kind == "zeros":
     return nn.initializers.zeros
   if kind == "torch":
-    return torch_default_bias_init(fan_in)
+    return torch_default_init(fan_in)
   raise ValueError(f"bias_init must be 'zeros' or 'torch', got {kind!r}")
 
 
@@ -76,7 +76,7 @@ def _kernel_init(kind: str, fan_in: int) -> Callable[..., jax.Array]:
   if kind == "normal":
     return nn.initializers.normal(stddev=0.02)
   if kind == "torch":
-    return torch_default_bias_init(fan_in)
+    return torch_default_init(fan_in)
   raise ValueError(f"kernel_init must be 'normal' or 'torch', got {kind!r}")
 
 
