@@ -7,25 +7,25 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from zerodce_jax.formats import face_labels
 from zerodce_jax.training.datasets import common
 
 
 def parse_boxes(path: str, height: int, width: int) -> list:
-  """A DARK FACE label file (N, then N lines 'x1 y1 x2 y2') as TFDS boxes."""
-  with open(path) as f:
-    lines = [l.split() for l in f.read().strip().splitlines()]
-  if not lines:
-    return []
-  n = int(lines[0][0])
-  boxes = []
-  for parts in lines[1:1 + n]:
-    x1, y1, x2, y2 = (float(v) for v in parts[:4])
-    boxes.append(tfds.features.BBox(
-        ymin=min(max(y1 / height, 0), 1), xmin=min(max(x1 / width, 0), 1),
-        ymax=min(max(y2 / height, 0), 1), xmax=min(max(x2 / width, 0), 1)))
-  if len(boxes) != n:
-    raise ValueError(f"{path}: says {n} faces, lists {len(boxes)}")
-  return boxes
+  """A DARK FACE label file as TFDS boxes (``formats.face_labels`` reads and
+  checks it; coordinates divided by the image size, as before).
+
+  Raises:
+    common.LayoutError: the file is malformed (one line naming it).
+  """
+  try:
+    boxes = face_labels.read_face_labels(path, width=width, height=height)
+  except face_labels.LabelError as e:
+    raise common.LayoutError(str(e)) from None
+  return [tfds.features.BBox(
+      ymin=min(y1 / height, 1.0), xmin=min(x1 / width, 1.0),
+      ymax=min(y2 / height, 1.0), xmax=min(x2 / width, 1.0))
+      for x1, y1, x2, y2 in boxes]
 
 
 class DarkFace(tfds.core.GeneratorBasedBuilder):
