@@ -215,18 +215,19 @@ def summarise(rows: Sequence[dict]) -> dict[str, Any]:
 
 
 def format_table(rows: Sequence[dict], summary: dict) -> str:
-  """A fixed-width table of the rows and the mean."""
+  """A fixed-width table of the rows and the mean (counts as integers)."""
   if not rows:
     return "(no images)"
   cols = list(rows[0])
-  width = max(12, *(len(str(r["image"])) for r in rows))
+  width = max(12, *(len(str(r["image"])) for r in [*rows, summary]))
   widths = [max(10, len(c)) + 2 for c in cols[1:]]
   head = f"{'image':{width}}" + "".join(
       f"{c:>{w}}" for c, w in zip(cols[1:], widths))
   lines = [head, "-" * len(head)]
   for r in list(rows) + [summary]:
     lines.append(f"{str(r['image']):{width}}" + "".join(
-        f"{r[c]:{w}.4f}" for c, w in zip(cols[1:], widths)))
+        f"{r[c]:{w}d}" if isinstance(r[c], int) else f"{r[c]:{w}.4f}"
+        for c, w in zip(cols[1:], widths)))
   return "\n".join(lines)
 
 
