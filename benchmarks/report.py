@@ -557,6 +557,8 @@ FAMILIES: dict[str, tuple[str, Callable]] = {
                      _single("serve_choice", lambda d: choice_table(d))),
     "serve": ("The web page's previews",
               _single("serve", lambda d: _lazy("serve").markdown_table(d))),
+    "faces": ("Face detection in the dark (`zerodce eval --faces`)",
+              _single("faces", lambda d: _lazy("faces").markdown_table(d))),
 }
 
 
