@@ -201,10 +201,10 @@ def run(faces_dir: str, *, shared: str, limit: int = 0,
       dets, dt = _timed(detector, out, seen_d)
       t_det.append(dt)
       bright.append(float(out.mean()))
-      total.add(dets, boxes)
+      total.add(detections=dets, truth=boxes)
       if groups:
         key = fname.rsplit("_e", 1)[1]
-        by.setdefault(key, faces.Tally()).add(dets, boxes)
+        by.setdefault(key, faces.Tally()).add(detections=dets, truth=boxes)
     rec = {"method": name, "ap": total.ap(), "recall": total.recall(),
            "found": total.found(), "detections": total.detections(),
            "faces": total.faces, "brightness": statistics.fmean(bright),
@@ -336,8 +336,9 @@ def main(argv=None) -> int:
             file=sys.stderr)
       return 2
     doc = run(args.faces_dir, shared=args.shared, limit=args.limit, log=log)
+    where = os.path.basename(os.path.abspath(args.faces_dir))
     doc["data"]["description"] = (
-        f"DARK FACE layout at {os.path.basename(os.path.abspath(args.faces_dir))}"
+        f"DARK FACE layout at {where}"
         + (f", first {args.limit} images" if args.limit else ""))
     doc["data"]["standin"] = False
   os.makedirs(args.out, exist_ok=True)

@@ -25,9 +25,10 @@ def _det(box, score):
 
 
 def _ap(dets, truth):
-  s, h = faces.match_detections(np.array(dets, float).reshape(-1, 5),
-                                np.array(truth, float).reshape(-1, 4))
-  return faces.average_precision(s, h, num_faces=len(truth))
+  s, h = faces.match_detections(
+      detections=np.array(dets, float).reshape(-1, 5),
+      truth=np.array(truth, float).reshape(-1, 4))
+  return faces.average_precision(scores=s, hits=h, num_faces=len(truth))
 
 
 A, B, C = FACE, (40.0, 10.0, 49.0, 19.0), (70.0, 10.0, 79.0, 19.0)
@@ -51,11 +52,12 @@ def test_ap_by_hand():
 
 def test_duplicates_count_once():
   # a second detection of a found face is a false positive
-  s, h = faces.match_detections(np.array([_det(A, .9), _det(A, .8)]),
-                                np.array([A]))
+  s, h = faces.match_detections(
+      detections=np.array([_det(A, .9), _det(A, .8)]), truth=np.array([A]))
   assert h.tolist() == [True, False]
   t = faces.Tally()
-  t.add(np.array([_det(A, .9), _det(A, .8)]), np.array([A]))
+  t.add(detections=np.array([_det(A, .9), _det(A, .8)]),
+        truth=np.array([A]))
   assert (t.found(), t.detections(), t.recall(), t.ap()) == (1, 2, 1.0, 1.0)
   # ranked between two faces it lowers the precision of the second:
   # p = 1, 1/2, 2/3 at r = 1/2, 1/2, 1 -> AP = 1/2 + 1/2 * 2/3
@@ -75,17 +77,18 @@ def test_precision_is_interpolated():
 def test_iou_and_label_convention():
   # an inclusive label box [10..19] is the area [10, 20): IoU 1 with a
   # detection [10, 20), and 0.5 at the matching boundary is a hit
-  s, h = faces.match_detections(np.array([[10, 10, 20, 20, .9]]),
-                                np.array([FACE]))
+  s, h = faces.match_detections(
+      detections=np.array([[10, 10, 20, 20, .9]]), truth=np.array([FACE]))
   assert h.tolist() == [True]
   half = np.array([[10, 10, 20, 40 / 3 + 10, .9]])  # 10 x 13.3 inside 10 x 20
   assert faces.box_iou(half[:, :4], np.array([[10, 10, 20, 30]]))[0, 0] \
       == pytest.approx(2 / 3)
-  s, h = faces.match_detections(np.array([[10, 10, 20, 20, .9]]),
-                                np.array([[10, 10, 19, 29]]))
+  tall = np.array([[10, 10, 19, 29]])  # the area [10, 20) x [10, 30)
+  s, h = faces.match_detections(
+      detections=np.array([[10, 10, 20, 20, .9]]), truth=tall)
   assert h.tolist() == [True]  # IoU exactly 0.5
-  s, h = faces.match_detections(np.array([[10, 10, 20, 19.9, .9]]),
-                                np.array([[10, 10, 19, 29]]))
+  s, h = faces.match_detections(
+      detections=np.array([[10, 10, 20, 19.9, .9]]), truth=tall)
   assert h.tolist() == [False]  # just under
 
 
@@ -94,8 +97,8 @@ def test_tally_pools_images_by_score():
   # face missed. Pooled, the false positive ranks first: precision 0 then
   # 1/2 at recall 1/2, AP 1/4 (image 1 alone: 1)
   t = faces.Tally()
-  t.add(np.array([_det(A, .6)]), np.array([A]))
-  t.add(np.array([_det(FAR, .9)]), np.array([B]))
+  t.add(detections=np.array([_det(A, .6)]), truth=np.array([A]))
+  t.add(detections=np.array([_det(FAR, .9)]), truth=np.array([B]))
   assert t.faces == 2 and t.ap() == pytest.approx(0.25)
   assert t.recall(0.5) == 0.5 and t.recall(0.7) == 0.0
   assert t.detections(0.5) == 2 and t.found(0.5) == 1
@@ -119,7 +122,8 @@ def dark_astronaut():
 
 def _best(dets, box):
   """Highest score of a detection that finds ``box`` (0 if none does)."""
-  s, h = faces.match_detections(dets, np.array([box], float))
+  s, h = faces.match_detections(detections=dets,
+                                truth=np.array([box], float))
   return float(s[h].max()) if h.any() else 0.0
 
 
@@ -237,6 +241,12 @@ def test_eval_faces_bad_sets_are_one_clear_line(tmp_path, capsys):
   assert "b.txt: line 2: negative" in run()
   assert "not --high" in run("--high", str(root))
   assert "--face-threshold" in run("--face-threshold", "1.5")
+
+
+def test_benchmark_without_data_skips_with_a_clear_line(capsys):
+  assert bench_faces.main([]) == 0
+  out = capsys.readouterr().out
+  assert "skipped: no --faces-dir" in out and "DARK FACE layout" in out
 
 
 def test_tfds_build_refuses_a_bad_label_in_one_line(tmp_path, capsys):

@@ -96,7 +96,7 @@ def _label_area(truth: np.ndarray) -> np.ndarray:
   return t
 
 
-def match_detections(detections: np.ndarray, truth: np.ndarray, *,
+def match_detections(*, detections: np.ndarray, truth: np.ndarray,
                      iou_threshold: float = IOU_THRESHOLD
                      ) -> tuple[np.ndarray, np.ndarray]:
   """PASCAL VOC matching of one image's detections to its label boxes.
@@ -125,7 +125,7 @@ def match_detections(detections: np.ndarray, truth: np.ndarray, *,
   return d[:, 4], hits
 
 
-def average_precision(scores: np.ndarray, hits: np.ndarray, *,
+def average_precision(*, scores: np.ndarray, hits: np.ndarray,
                       num_faces: int) -> float:
   """All-point interpolated AP (module docstring) of ranked detections.
 
@@ -164,9 +164,9 @@ class Tally:
   _scores: list = dataclasses.field(default_factory=list, repr=False)
   _hits: list = dataclasses.field(default_factory=list, repr=False)
 
-  def add(self, detections: np.ndarray, truth: np.ndarray) -> None:
+  def add(self, *, detections: np.ndarray, truth: np.ndarray) -> None:
     """Adds one image: its detections ``[K, 5]`` and label boxes ``[F, 4]``."""
-    s, h = match_detections(detections, truth,
+    s, h = match_detections(detections=detections, truth=truth,
                             iou_threshold=self.iou_threshold)
     self._scores.append(s)
     self._hits.append(h)
@@ -180,7 +180,7 @@ class Tally:
   def ap(self) -> float:
     """AP of every detection added (NaN without faces)."""
     s, h = self._all()
-    return average_precision(s, h, num_faces=self.faces)
+    return average_precision(scores=s, hits=h, num_faces=self.faces)
 
   def found(self, threshold: float = SCORE_THRESHOLD) -> int:
     """True positives scoring at least ``threshold``."""
@@ -446,8 +446,8 @@ def evaluate_faces(enhancer: Callable[[list], list],
     for kind, x in (("raw", image), ("enhanced", out)):
       dets = detector(x)
       one = Tally(iou_threshold=iou_threshold)
-      one.add(dets, boxes)
-      total[kind].add(dets, boxes)
+      one.add(detections=dets, truth=boxes)
+      total[kind].add(detections=dets, truth=boxes)
       row.update(_figures(one, kind, score_threshold))
     row["brightness_in"] = float(np.mean(image))
     row["brightness_out"] = float(np.mean(out))
