@@ -29,13 +29,37 @@ def dark():
 
 def test_controls_check_their_values():
   for bad in (dict(strength=-1), dict(strength=float("nan")),
-              dict(exposure=0.0), dict(exposure=1.5), dict(denoise=2)):
+              dict(exposure=0.0), dict(exposure=1.5), dict(exposure="most"),
+              dict(denoise=2), dict(colour=-0.1), dict(colour=1.5)):
     with pytest.raises(quality.ControlError):
       quality.Controls(**bad)
   assert quality.PLAIN.plain and not quality.Controls(strength=0.5).plain
+  assert not quality.Controls(colour=0.5).plain
+  assert quality.PLAIN.shoulder is None
+  assert quality.Controls(colour=0.5).shoulder == quality.HIGHLIGHT_SHOULDER
   assert quality.parse_exposure("off") is None
-  assert quality.parse_exposure("auto") == quality.AUTO_EXPOSURE
+  assert quality.parse_exposure("auto") == "auto"
+  assert quality.parse_exposure("MEAN") == "mean"
+  assert quality.parse_exposure("0.4") == 0.4
   assert quality.parse_denoise("auto") == quality.AUTO_DENOISE
+  assert quality.parse_colour("auto") == quality.AUTO_COLOUR
+  assert quality.parse_colour("off") == 0.0
+  with pytest.raises(quality.ControlError, match="--colour wants"):
+    quality.parse_colour("blue")
+  # the rules: (rule, target, most strength)
+  assert quality.Controls(exposure="auto").exposure_rule() == (
+      "scene", None, quality.AUTO_MAX_STRENGTH)
+  assert quality.Controls(exposure="mean").exposure_rule() == (
+      "target", quality.MEAN_EXPOSURE, quality.AUTO_MAX_STRENGTH)
+  assert quality.Controls(exposure=0.5).exposure_rule() == (
+      "target", 0.5, quality.MAX_STRENGTH)
+  assert quality.Controls(denoise=0.3).needs_noise
+  assert quality.Controls(exposure="auto").needs_noise
+  assert not quality.Controls(exposure=0.5, colour=1).needs_noise
+  # the bundled defaults, for photos and for videos (no denoising)
+  assert quality.resolve(bundled=True) == quality.BUNDLED_DEFAULT
+  assert quality.resolve(bundled=True, video=True).denoise == 0
+  assert quality.resolve(bundled=True, video=True).exposure == "auto"
   with pytest.raises(quality.ControlError, match="off, auto"):
     quality.parse_denoise("banana")
   with pytest.raises(quality.ControlError, match="--plain"):
@@ -99,6 +123,39 @@ def test_controlled_tiles_equal_the_whole_image(dark):
     np.testing.assert_allclose(a, b, atol=2e-6)
 
 
+def test_exposure_by_hand_goes_past_the_automatic_cap():
+  """``--exposure E`` is reached wherever the curves can reach it
+  (strength 4); ``auto`` and ``mean`` stop at strength 2."""
+  params, arch, _ = weights.load_weights("zerodce-default")
+  en = enhance.Enhancer(models.model_from_arch(arch), params)
+  x, _ = image_io.read_image(weights.asset_path(weights.SAMPLE_IMAGE))
+  x = x[:160, :192] * 0.05  # darker still: strength 2 falls far short
+  short = en([x], controls=quality.Controls(strength=2.0))[0]
+  assert float(metrics.brightness(short)) < 0.5
+  y = en([x], controls=quality.Controls(exposure=0.55))[0]
+  assert abs(float(metrics.brightness(y)) - 0.55) < 0.02
+  mean = en([x], controls=quality.Controls(exposure="mean"))[0]
+  assert float(metrics.brightness(mean)) < quality.MEAN_EXPOSURE - 0.02
+
+
+def test_defaults_estimate_zerodce_maps_at_the_map_scale(dark):
+  params, arch, _ = weights.load_weights("zerodce-default")
+  en = enhance.Enhancer(models.model_from_arch(arch), params)
+  assert en.map_scale_for(quality.PLAIN) == 1
+  assert en.map_scale_for(quality.BUNDLED_DEFAULT) == \
+      enhance.DEFAULT_MAP_SCALE == 2
+  maps = en.estimate(dark[:1])[0]
+  assert maps.shape == (100, 132, 24)  # 200x264 at 1/2
+  full = en.estimate(dark[:1], map_scale=1)[0]
+  assert full.shape == (200, 264, 24) and full.dtype == np.float16
+  # the maps of 2x2 block means, up-sampled, against every pixel's maps
+  c = quality.Controls(strength=1.5)
+  fast = en(dark[:1], controls=c)[0]
+  exact = enhance.Enhancer(models.model_from_arch(arch), params,
+                           map_scale=1)(dark[:1], controls=c)[0]
+  assert float(metrics.psnr(fast, exact)) > 30
+
+
 def test_one_call_api_takes_the_controls():
   params, arch, _ = weights.load_weights("zerodce-default")
   from PIL import Image
@@ -156,9 +213,10 @@ def _flat_patch_noise(x, y, *, size=16):
   """High-pass residual of ``y`` (minus its 5x5 mean) in the flattest dark
   patches of the input ``x``."""
   import jax.numpy as jnp
-  from zerodce_jax.core import denoise
-  mask = jnp.ones(y.shape[:-1] + (1,))
-  hp = np.asarray(y - denoise.box_mean(jnp.asarray(y), radius=2, mask=mask))
+  from zerodce_jax.core import guided
+  planes = jnp.moveaxis(jnp.asarray(y), -1, 0)
+  hp = np.moveaxis(np.asarray(planes - guided.box_mean(
+      planes, radius=2, mask=jnp.ones(y.shape[:2]))), 0, -1)
   h, w = x.shape[:2]
   patches = [(x[i:i + size, j:j + size].std(), i, j)
              for i in range(0, h - size, size) for j in range(0, w - size, size)
@@ -179,8 +237,8 @@ def test_denoise_lowers_the_noise_the_curves_amplify(bundled):
   x = np.clip(clean + rng.standard_normal(clean.shape)
               * np.sqrt(0.002 * clean + 0.0001), 0, 1).astype(np.float32)
   plain = bundled([x], controls=quality.Controls(exposure=0.4))[0]
-  den = bundled([x], controls=quality.Controls(exposure=0.4,
-                                               denoise=0.5))[0]
+  den = bundled([x], controls=quality.Controls(
+      exposure=0.4, denoise=quality.AUTO_DENOISE))[0]
   assert abs(float(metrics.brightness(den) - metrics.brightness(plain))) \
       < 0.01
   assert _flat_patch_noise(x, den) < _flat_patch_noise(x, plain) / 2.5

@@ -341,16 +341,18 @@ def test_exported_strength_equals_the_live_control(name, sf, strength):
   x = (rng.random((1, 48, 72, 3)) * 0.5).astype(np.float32)
   x[0, :12] = 0.93  # a bright band, where the shoulder works
   live = enhance.Enhancer(models.model_from_arch(arch, scale_factor=sf),
-                          params)([x[0]],
+                          params, map_scale=1)([x[0]],
                                   controls=quality.Controls(
                                       strength=strength))[0]
   (got,) = _session(export.export_onnx(params, arch, scale_factor=sf,
                                        strength=strength)).run(
                                            None, {"image": x})
-  np.testing.assert_allclose(got[0], live, atol=2e-6)
+  # the live path runs the curves on planes (another rounding order: a
+  # few 1e-5 at strength 2.5, a hundredth of an 8-bit level)
+  np.testing.assert_allclose(got[0], live, atol=1e-4)
   exp = jax.export.deserialize(bytearray(export.export_stablehlo(
       params, arch, scale_factor=sf, strength=strength)))
-  np.testing.assert_allclose(np.asarray(exp.call(x))[0], live, atol=2e-6)
+  np.testing.assert_allclose(np.asarray(exp.call(x))[0], live, atol=1e-4)
   assert export.HIGHLIGHT_SHOULDER == quality.HIGHLIGHT_SHOULDER
   assert set(n.op_type for n in onnx.load_from_string(export.export_onnx(
       params, arch, scale_factor=sf, strength=strength)).graph.node) <= \

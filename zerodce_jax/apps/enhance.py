@@ -35,18 +35,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerodce_jax.apps import quality, tiling
-from zerodce_jax.core import curves, denoise, exposure, models, resize
+from zerodce_jax.apps import compile_cache, quality, tiling
+from zerodce_jax.core import (curves, denoise, exposure, models, rendering,
+                              resize)
 from zerodce_jax.formats import atomic, image_io
 
 __all__ = ["Enhancer", "enhance", "receptive_radius", "DEFAULT_MAX_MEMORY",
-           "default_max_memory", "bytes_per_pixel", "masked_network"]
+           "default_max_memory", "bytes_per_pixel", "masked_network",
+           "block_means", "DEFAULT_MAP_SCALE"]
 
 # Working memory of one compiled call on a CPU unless told otherwise: big
 # photos then run in about this much above their decoded pixels and output.
 DEFAULT_MAX_MEMORY = 1536 * 2**20
 # On an accelerator: this share of the device's memory.
 DEVICE_MEMORY_SHARE = 0.5
+# Zero-DCE with any control: the curve maps are estimated on 2x2 block
+# means (a quarter of the network) and up-sampled along the image's edges
+# (docs: "Better than the paper", the quality-per-second table).
+DEFAULT_MAP_SCALE = 2
 
 
 def default_max_memory(device: Any = None) -> int:
@@ -93,10 +99,7 @@ def masked_network(model: models.DCENet, *, enhance_too: bool = True):
 
 
 def _probe_cache_path() -> str:
-  base = os.environ.get("ZERODCE_CACHE_DIR") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-      "zerodce-jax")
-  return os.path.join(base, "memory_probe.json")
+  return os.path.join(compile_cache.cache_dir(), "memory_probe.json")
 
 
 @functools.lru_cache(maxsize=64)
@@ -175,6 +178,15 @@ class Enhancer:
       no budget (``batch_size``, ``max_pixels`` and ``tile`` as given).
     controls: what ``__call__`` applies when called without ``controls``
       (``apps.quality.Controls``; None: the plain path).
+    map_scale: Zero-DCE: estimate the curve maps on ``m x m`` block means
+      and up-sample them along the image's edges (``core.rendering.
+      maps_from_low``): ``m^2`` times less network. ``"auto"`` (default):
+      ``DEFAULT_MAP_SCALE`` whenever controls are applied, 1 (every pixel,
+      the paper's path) for plain controls.
+    guided_maps: up-sample maps smaller than the image (Zero-DCE at a map
+      scale, Zero-DCE++) along the image's edges (``core.guided.
+      guided_upsample``) instead of linearly: the docs' quality-per-second
+      table measures both.
     subsample: an exposure is measured on every ``subsample``-th row and
       column (a divisor of ``bucket``; larger is faster and coarser, for
       previews).
@@ -190,9 +202,12 @@ class Enhancer:
   max_memory: int | str | None = "auto"
   controls: quality.Controls | None = None
   subsample: int = 4
+  map_scale: int | str = "auto"
+  guided_maps: bool = False
   traces: int = 0
 
   def __post_init__(self):
+    compile_cache.enable()
     model = self.model
     if self.max_memory == "auto":
       self.max_memory = default_max_memory()
@@ -218,89 +233,26 @@ class Enhancer:
                                  iterations=model.iterations)
 
     self._strip_fn = jax.jit(curve_strip)
-    self._controlled_fns: dict[tuple[str, Any], Any] = {}
+    self._fns: dict[tuple[Any, ...], Any] = {}
 
   # ------------------------------------------------- controlled rendering --
-  def _controlled_fn(self, kind: str, shoulder, denoised: bool = False):
-    """The compiled functions of the controlled path, one per kind, highlight
-    shoulder and whether they denoise: ``net`` (network + render on
-    canvases), ``strip`` (Zero-DCE++ up-scaled maps + render), ``full``
-    (render with given maps), ``strength`` (``core.exposure.strength_for``
-    on a subsample) and ``noise`` (``core.denoise.estimate_noise``)."""
-    key = (kind, shoulder, denoised)
-    if key in self._controlled_fns:
-      return self._controlled_fns[key]
-    model, n = self.model, self.model.iterations
-
-    def render(x, maps, extra):
-      """The curves at the strength (``extra[..., 0]``), and with denoising
-      the output's noise sigma for the ``filter`` call."""
-      e = extra[..., None, None, None, :] if x.ndim == 4 else extra
-      y, gain = curves.apply_at_strength(x, maps, e[..., 0], iterations=n,
-                                         shoulder=shoulder)
-      if not denoised:
-        return y
-      # per channel: a reduction over the channels here makes XLA:CPU
-      # recompute the whole curve per channel (the filter call reduces)
-      return y, gain * denoise.noise_sigma(x, e[..., 2], e[..., 3])
-
-    if kind == "net":
-      def fn(params, x, mask, extra):
-        self.traces += 1
-        maps = model.apply({"params": params}, x, mask, method=model.estimate)
-        return render(x, maps, extra)
-    elif kind == "strip":
-      def fn(maps_small, rows, cols, x, extra, mask):
-        del mask  # the filter's (a separate call)
-        self.traces += 1
-        up = resize.resize_axis(maps_small, rows, axis=0)
-        up = resize.resize_axis(up, cols, axis=1)
-        return render(x, up, extra)
-    elif kind == "full":
-      def fn(x, maps, extra):
-        self.traces += 1
-        return render(x, maps, extra)
-    elif kind == "filter":
-      def fn(y, sigma, extra, mask):
-        self.traces += 1
-        e = extra[..., None, None, None, :] if y.ndim == 4 else extra
-        return denoise.denoise(y, sigma, amount=e[..., 1], mask=mask)
-    elif kind == "noise":
-      def fn(x, mask):
-        self.traces += 1
-        return denoise.estimate_noise(x, mask=mask)
-    else:
-      def fn(x, maps, mask, target):
-        self.traces += 1
-        return exposure.strength_for(x, maps, target, iterations=n,
-                                     shoulder=shoulder, mask=mask)
-    jitted = jax.jit(fn)
-    if denoised and kind in ("net", "strip", "full"):
-      # two compiled calls: fused into the filters' shifted reads, XLA
-      # recomputes the curves' gain for every tap (several times slower)
-      filt = self._controlled_fn("filter", None)
-
-      def jitted(*args, _curves=jitted, _kind=kind):
-        y, sigma = _curves(*args)
-        if _kind == "net":
-          mask, extra = args[2], args[3]
-        elif _kind == "strip":
-          mask, extra = args[-1], args[4]
-        else:
-          extra = args[2]
-          mask = jnp.ones(y.shape[:-1] + (1,), y.dtype)
-        return filt(y, sigma, extra, mask)
-    self._controlled_fns[key] = jitted
-    return jitted
-
   NOISE_CROP = 1024  # the noise is estimated on a centre crop of this side
+  PLAN_PIXELS = 16384  # most pixels the exposure and colour are read on
+  # working memory of the controlled render per canvas pixel (its curves,
+  # gain and the denoiser's intermediates; the strips are sized by it)
+  RENDER_BYTES_PER_PIXEL = 480
 
-  def noise(self, image: np.ndarray) -> tuple[float, float]:
-    """``(a, b)`` of the input's noise, ``sigma^2 = a I + b``
-    (``core.denoise.estimate_noise``), on a centre crop of at most
-    ``NOISE_CROP`` pixels a side, padded to the bucket (one compiled
-    function per canvas size). What ``render`` estimates unless given it:
-    interactive callers keep it with the maps."""
+  def _jitted(self, key, build):
+    """``jax.jit(build())`` once per ``key``."""
+    fn = self._fns.get(key)
+    if fn is None:
+      fn = self._fns[key] = jax.jit(build())
+    return fn
+
+  def _noise_canvas(self, image: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The centre crop (at most ``NOISE_CROP`` a side) the noise is
+    estimated on, padded to the bucket, and its mask."""
     h, w = image.shape[:2]
     ch, cw = min(h, self.NOISE_CROP), min(w, self.NOISE_CROP)
     y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -309,19 +261,256 @@ class Enhancer:
     mask = np.zeros((hb, wb, 1), np.float32)
     canvas[:ch, :cw] = image[y0:y0 + ch, x0:x0 + cw]
     mask[:ch, :cw] = 1
-    a, b = self._controlled_fn("noise", None)(jnp.asarray(canvas),
-                                              jnp.asarray(mask))
-    return float(a), float(b)
+    return canvas, mask
 
-  def _extras(self, image: np.ndarray, strength: float,
-              controls: quality.Controls,
-              noise: tuple[float, float] | None = None) -> np.ndarray:
-    """The per-image numbers a compiled render call takes, ``[4]``: the
-    strength, the denoising amount and the input's noise ``(a, b)``."""
-    if not controls.denoise:
-      noise = (0.0, 0.0)
-    a, b = self.noise(image) if noise is None else noise
-    return np.asarray([strength, controls.denoise, a, b], np.float32)
+  @staticmethod
+  def _estimate_noise(x, m):
+    """``[4]``: ``(a1, b1, a2, b2)`` of ``noise``, traced."""
+    return jnp.stack(denoise.estimate_noise(x, mask=m, scale=1)
+                     + denoise.estimate_noise(x, mask=m, scale=2))
+
+  def noise(self, image: np.ndarray) -> tuple[float, float, float, float]:
+    """The input's noise, ``sigma^2 = a I + b``, at full resolution and
+    at 2x2 blocks (``core.denoise.estimate_noise`` with ``scale`` 1 and
+    2): ``(a1, b1, a2, b2)``, on a centre crop of at most ``NOISE_CROP``
+    pixels a side, padded to the bucket (one compiled function per canvas
+    size). What the controlled path estimates unless given it: interactive
+    callers keep it with the maps."""
+    canvas, mask = self._noise_canvas(image)
+
+    def build():
+      def fn(x, m):
+        self.traces += 1
+        return self._estimate_noise(x, m)
+      return fn
+
+    out = self._jitted(("noise",), build)(jnp.asarray(canvas),
+                                           jnp.asarray(mask))
+    return tuple(float(v) for v in np.asarray(out))
+
+  def map_scale_for(self, controls: quality.Controls) -> int:
+    """The resolution Zero-DCE's maps are estimated at under ``controls``:
+    ``map_scale``, or with ``"auto"`` 1 (every pixel, the paper) for plain
+    controls and ``DEFAULT_MAP_SCALE`` otherwise. 1 for Zero-DCE++ (its
+    ``scale_factor`` says)."""
+    if self.model.separable:
+      return 1
+    if self.map_scale == "auto":
+      return 1 if controls.plain else DEFAULT_MAP_SCALE
+    return int(self.map_scale)
+
+  def _analyse(self, image: np.ndarray, maps: np.ndarray,
+               controls: quality.Controls,
+               noise: tuple[float, ...] | None
+               ) -> tuple[tuple[float, ...] | None, np.ndarray]:
+    """``(noise, strengths)``: the input's noise (``noise`` when given,
+    estimated when the controls need it) and the per-channel strengths the
+    controls ask for (``core.exposure.plan_strengths``), read on every
+    k-th row and column (``subsample`` or more, at most ``PLAN_PIXELS``
+    pixels) with the maps there; one compiled call for both."""
+    h, w = image.shape[:2]
+    estimate = noise is None and controls.needs_noise
+    if controls.exposure is None and not controls.colour:
+      if estimate:
+        noise = self.noise(image)
+      return noise, np.full(3, controls.strength, np.float32)
+    k = max(self.subsample, math.ceil(math.sqrt(h * w / self.PLAN_PIXELS)))
+    x = image[::k, ::k]
+    sub = self._maps_at(image.shape[:2], maps, k)
+    hb, wb = _round_up(x.shape[0], 16), _round_up(x.shape[1], 16)
+    xc = np.zeros((hb, wb, 3), np.float32)
+    mc = np.zeros((hb, wb, sub.shape[-1]), np.float32)
+    mask = np.zeros((hb, wb, 1), np.float32)
+    xc[:x.shape[0], :x.shape[1]] = x
+    mc[:x.shape[0], :x.shape[1]] = sub
+    mask[:x.shape[0], :x.shape[1]] = 1
+    rule, target, cap = controls.exposure_rule()
+    n = self.model.iterations
+    shoulder = controls.shoulder
+
+    def build():
+      def fn(x, maps, mask, noise, target, strength, amount, crop=None,
+             crop_mask=None):
+        self.traces += 1
+        if estimate:
+          noise = self._estimate_noise(crop, crop_mask)
+        s = exposure.plan_strengths(
+            x, maps, iterations=n, shoulder=shoulder,
+            noise=(noise[0], noise[1]), mask=mask,
+            target=target if rule == "target" else None,
+            strength=strength if rule == "fixed" else None,
+            colour_amount=amount, max_strength=cap)[0]
+        return noise, s
+      return fn
+
+    fn = self._jitted(("plan", rule, cap, shoulder, estimate), build)
+    nz = np.zeros(4, np.float32) if noise is None else np.asarray(
+        noise, np.float32)
+    args = [jnp.asarray(xc), jnp.asarray(mc), jnp.asarray(mask),
+            jnp.asarray(nz), jnp.float32(target if target is not None
+                                         else 0.0),
+            jnp.float32(controls.strength), jnp.float32(controls.colour)]
+    if estimate:
+      crop, crop_mask = self._noise_canvas(image)
+      args += [jnp.asarray(crop), jnp.asarray(crop_mask)]
+    nz, s = fn(*args)
+    if estimate or noise is not None:
+      noise = tuple(float(v) for v in np.asarray(nz))
+    return noise, np.asarray(s, np.float32)
+
+  def _maps_at(self, shape: tuple[int, int], maps: np.ndarray, k: int
+               ) -> np.ndarray:
+    """The maps (as ``estimate`` gives them) at every k-th row and column
+    of the full-resolution image: taken as they are at full resolution,
+    else interpolated linearly (Zero-DCE++: as its up-sampling; Zero-DCE
+    at a map scale: between block centres; the guided up-sampling's edges
+    change a mean brightness too little to matter here)."""
+    h, w = shape
+    hs, ws = maps.shape[:2]
+    maps = np.asarray(maps, np.float32)
+    if (hs, ws) == (h, w):
+      return maps[::k, ::k]
+    if self._rescales:
+      rows = [a[::k] for a in resize.interp_taps(hs, h, align_corners=True)]
+      cols = [a[::k] for a in resize.interp_taps(ws, w, align_corners=True)]
+    else:
+      f = self._factor_of(shape, maps)
+      rows = [a[::k] for a in resize.interp_taps(hs, hs * f,
+                                                 align_corners=False)]
+      cols = [a[::k] for a in resize.interp_taps(ws, ws * f,
+                                                 align_corners=False)]
+      rows = [a[:-(-h // k)] for a in rows]
+      cols = [a[:-(-w // k)] for a in cols]
+    up = resize.resize_axis(maps, rows, axis=0)
+    return np.asarray(resize.resize_axis(up, cols, axis=1), np.float32)
+
+  @staticmethod
+  def _factor_of(shape: tuple[int, int], maps: np.ndarray) -> int:
+    """The map scale of Zero-DCE maps estimated by ``estimate``."""
+    f = max(1, round(shape[0] / maps.shape[0]))
+    if -(-shape[0] // f) != maps.shape[0] or -(-shape[1] // f) != \
+        maps.shape[1]:
+      raise ValueError(f"curve maps {maps.shape[:2]} do not belong to an "
+                       f"image of {shape}")
+    return f
+
+  def _render_fn(self, kind: str, factor: int, shoulder, denoised: bool):
+    """The compiled render of one strip, ``fn(x, mask, maps, params
+    [, low_mask])``: ``x`` ``[R, W, 3]`` and ``mask`` ``[R, W]``, the maps
+    as ``kind`` says: ``full`` (``[R, W, 3n]``, the image's resolution) or
+    ``guided`` (``[R/f, W/f, C]`` at ``1/factor``, with ``low_mask``
+    ``[R/f, W/f]`` saying which exist: ``rendering.maps_from_low``).
+    ``scaled`` is Zero-DCE++'s: its small map and the strip's PyTorch
+    interpolation taps (``rows``, ``cols``), the official up-sampling.
+    Returns ``[R, W, 3]`` float32."""
+    n = self.model.iterations
+
+    def build():
+      def fn(x, mask, maps, params, low_mask=None, rows=None, cols=None):
+        self.traces += 1
+        dtype = self.model.dtype
+        planes = jnp.moveaxis(x.astype(dtype), -1, -3)
+        mask = mask.astype(dtype)
+        if kind == "scaled":
+          maps = resize.resize_axis(maps, rows, axis=0)
+          maps = resize.resize_axis(maps, cols, axis=1)
+        maps = jnp.moveaxis(maps.astype(dtype), -1, -3)
+        if kind == "guided":
+          maps = rendering.maps_from_low(planes, maps, factor=factor,
+                                         mask=mask,
+                                         low_mask=low_mask.astype(dtype),
+                                         guided_maps=self.guided_maps)
+        # materialised once: fused into the curves, XLA:CPU would recompute
+        # the transposes and the up-sampling in each of their consumers
+        planes, maps = jax.lax.optimization_barrier((planes, maps))
+        out = rendering.render(planes, maps, params.astype(dtype),
+                               iterations=n, shoulder=shoulder, mask=mask,
+                               denoised=denoised)
+        return jnp.moveaxis(out, -3, -1).astype(jnp.float32)
+      return fn
+
+    return self._jitted(("render", kind, factor, shoulder, denoised,
+                         self.guided_maps), build)
+
+  def _render_one(self, image: np.ndarray, maps: np.ndarray,
+                  params: np.ndarray, controls: quality.Controls
+                  ) -> np.ndarray:
+    """One image rendered in strips of rows, each read with a halo (masked
+    beyond the image) so that the filters give the whole image's result.
+    Maps at the image's resolution are applied as they are; Zero-DCE++'s
+    are up-sampled as the official code does (the plain path's, the video
+    path's and the export's up-sampling); Zero-DCE maps at a map scale by
+    ``rendering.maps_from_low``, each map sample standing for its ``f x f``
+    block of the image."""
+    h, w = image.shape[:2]
+    hs, ws = maps.shape[:2]
+    denoised = bool(controls.denoise)
+    if (hs, ws) == (h, w):
+      kind, f = "full", 1
+    elif self._rescales:
+      kind, f = "scaled", 1
+    else:
+      kind, f = "guided", self._factor_of((h, w), maps)
+    reach = (denoise.HALO if denoised else 0) + (
+        rendering.map_reach(f, guided_maps=self.guided_maps)
+        if kind == "guided" else 0)
+    align = math.lcm(4, f)
+    halo = _round_up(reach, align)
+    wfull = _round_up(w, math.lcm(self.bucket, align))
+    budget = (self.max_memory or DEFAULT_MAX_MEMORY) / \
+        self.RENDER_BYTES_PER_PIXEL
+    n = int(budget // wfull) - 2 * halo
+    n = max(align, min(self.strip_rows, n) // align * align)
+    n = min(n, _round_up(h, math.lcm(32, align)))
+    size = n + 2 * halo
+    fn = self._render_fn(kind, f, controls.shoulder, denoised)
+    out = np.empty((h, w, 3), np.float32)
+    p = jnp.asarray(params)
+    if kind == "guided":
+      low_cols = np.zeros(wfull // f, np.float32)
+      low_cols[:ws] = 1
+    elif kind == "scaled":
+      rows_all = resize.interp_taps(hs, h, align_corners=True)
+      cols = [np.zeros(wfull, a.dtype) for a in rows_all]
+      for a, b in zip(cols, resize.interp_taps(ws, w, align_corners=True)):
+        a[:w] = b
+      cols = tuple(map(jnp.asarray, cols))
+      hb, wb = _round_up(hs, self.bucket), _round_up(ws, self.bucket)
+      small = np.zeros((hb, wb, 3), np.float32)
+      small[:hs, :ws] = maps
+      small = jnp.asarray(small)
+    for y in range(0, h, n):
+      k = min(n, h - y)
+      y0, y1 = max(y - halo, 0), min(y + k + halo, h)  # rows read
+      off = y0 - (y - halo)                            # where they go
+      x = np.zeros((size, wfull, 3), np.float32)
+      x[off:off + y1 - y0, :w] = image[y0:y1]
+      mask = np.zeros((size, wfull), np.float32)
+      mask[off:off + y1 - y0, :w] = 1
+      args = [jnp.asarray(x, self.model.dtype), jnp.asarray(mask)]
+      if kind == "full":
+        m = np.zeros((size, wfull, maps.shape[-1]), maps.dtype)
+        m[off:off + y1 - y0, :w] = maps[y0:y1]
+        res = fn(*args, jnp.asarray(m), p)
+      elif kind == "scaled":
+        r = [np.zeros(size, a.dtype) for a in rows_all]
+        for a, b in zip(r, rows_all):
+          a[off:off + y1 - y0] = b[y0:y1]
+        res = fn(*args, small, p, None, tuple(map(jnp.asarray, r)), cols)
+      else:
+        # the canvas's blocks, in the maps; beyond the maps their nearest
+        # (the linear up-sampling repeats the image's edge samples)
+        l0 = (y - halo) // f
+        idx_r = np.clip(np.arange(l0, l0 + size // f), 0, hs - 1)
+        idx_c = np.minimum(np.arange(wfull // f), ws - 1)
+        lo = np.asarray(maps, np.float32)[idx_r][:, idx_c]
+        a0, a1 = max(l0, 0), min(l0 + size // f, hs)
+        low_rows = np.zeros(size // f, np.float32)
+        low_rows[a0 - l0:a1 - l0] = 1
+        res = fn(*args, jnp.asarray(lo), p,
+                 jnp.asarray(low_rows[:, None] * low_cols[None, :]))
+      out[y:y + k] = np.asarray(res)[halo:halo + k, :w]
+    return out
 
   # ------------------------------------------------------- memory budget --
   def call_pixels(self, fn) -> int:
@@ -460,13 +649,10 @@ class Enhancer:
     return results  # type: ignore[return-value]
 
   # ---------------------------------------------------------- Zero-DCE++ --
-  def _apply_scaled_maps(self, image: np.ndarray, maps_small: np.ndarray,
-                         render=None, extra: np.ndarray | None = None,
-                         halo: int = 0) -> np.ndarray:
-    """Up-scales a small curve map and applies it, in strips of rows (with
-    ``render``, a controlled ``strip`` function, and its ``extra``; each
-    strip then also reads ``halo`` rows above and below, masked beyond the
-    image, so that a neighbourhood filter gives the whole image's result)."""
+  def _apply_scaled_maps(self, image: np.ndarray, maps_small: np.ndarray
+                         ) -> np.ndarray:
+    """Up-scales a small curve map and applies it, in strips of rows (the
+    plain Zero-DCE++ path: PyTorch's up-sampling, the official curves)."""
     h, w = image.shape[:2]
     hs, ws = maps_small.shape[:2]
     hb, wb = _round_up(hs, self.bucket), _round_up(ws, self.bucket)
@@ -480,79 +666,18 @@ class Enhancer:
       a[:w] = b
     out = np.empty_like(image)
     n = self.strip_rows
-    size = n + 2 * halo
     for y in range(0, h, n):
       k = min(n, h - y)
-      y0, y1 = max(y - halo, 0), min(y + k + halo, h)  # rows read
-      off = y0 - (y - halo)                            # where they go
-      strip = np.zeros((size, wfull, 3), np.float32)
-      strip[off:off + y1 - y0, :w] = image[y0:y1]
-      r = [np.zeros(size, a.dtype) for a in rows]
+      strip = np.zeros((n, wfull, 3), np.float32)
+      strip[:k, :w] = image[y:y + k]
+      r = [np.zeros(n, a.dtype) for a in rows]
       for a, b in zip(r, rows):
-        a[off:off + y1 - y0] = b[y0:y1]
-      args = [jnp.asarray(pad_maps), tuple(map(jnp.asarray, r)),
-              tuple(map(jnp.asarray, cols)),
-              jnp.asarray(strip, self.model.dtype)]
-      if render is None:
-        res = self._strip_fn(*args)
-      else:
-        mask = np.zeros((size, wfull, 1), np.float32)
-        mask[off:off + y1 - y0, :w] = 1
-        res = render(*args, jnp.asarray(extra), jnp.asarray(mask))
-      out[y:y + k] = np.asarray(res, np.float32)[halo:halo + k, :w]
+        a[:k] = b[y:y + k]
+      res = self._strip_fn(jnp.asarray(pad_maps), tuple(map(jnp.asarray, r)),
+                           tuple(map(jnp.asarray, cols)),
+                           jnp.asarray(strip, self.model.dtype))
+      out[y:y + k] = np.asarray(res, np.float32)[:k, :w]
     return out
-
-  def _scaled_sub_maps(self, shape: tuple[int, int], maps_small: np.ndarray,
-                       stride: int) -> np.ndarray:
-    """The up-scaled Zero-DCE++ map at every ``stride``-th row and column
-    of the full-resolution image, ``[ceil(H/s), ceil(W/s), 3]``."""
-    h, w = shape
-    hs, ws = maps_small.shape[:2]
-    rows = [a[::stride] for a in resize.interp_taps(hs, h,
-                                                    align_corners=True)]
-    cols = [a[::stride] for a in resize.interp_taps(ws, w,
-                                                    align_corners=True)]
-    up = resize.resize_axis(np.asarray(maps_small, np.float32), rows, axis=0)
-    return np.asarray(resize.resize_axis(up, cols, axis=1), np.float32)
-
-  # ------------------------------------------------------------ exposure --
-
-  def _strength(self, image: np.ndarray, sub_maps: np.ndarray,
-                controls: quality.Controls) -> float:
-    """The strength ``controls`` ask for: theirs, or the one that gives
-    ``image`` the target mean brightness (``core.exposure``), measured on
-    the subsample that ``sub_maps`` (every ``subsample``-th pixel's maps)
-    belong to."""
-    if controls.exposure is None:
-      return controls.strength
-    s = self.subsample
-    x = image[::s, ::s]
-    hb = _round_up(x.shape[0], self.bucket // s)
-    wb = _round_up(x.shape[1], self.bucket // s)
-    xc = np.zeros((hb, wb, 3), np.float32)
-    mc = np.zeros((hb, wb, sub_maps.shape[-1]), np.float32)
-    mask = np.zeros((hb, wb, 1), np.float32)
-    xc[:x.shape[0], :x.shape[1]] = x
-    mc[:x.shape[0], :x.shape[1]] = sub_maps
-    mask[:x.shape[0], :x.shape[1]] = 1
-    solve = self._controlled_fn("strength", controls.shoulder)
-    return float(solve(jnp.asarray(xc), jnp.asarray(mc), jnp.asarray(mask),
-                       jnp.float32(controls.exposure)))
-
-  def _sub_maps(self, images: Sequence[np.ndarray], maps=None
-                ) -> list[np.ndarray]:
-    """Every ``subsample``-th pixel's curve maps (from ``maps`` as
-    ``estimate`` gives them, or from the network)."""
-    s = self.subsample
-    if maps is None:
-      if not self._rescales:
-        return self._through_net(self._maps_fn, images,
-                                 self.model.map_channels, stride=s)
-      maps = self.estimate(images)
-    if not self._rescales:
-      return [np.asarray(m)[::s, ::s] for m in maps]
-    return [self._scaled_sub_maps(im.shape[:2], m, s)
-            for im, m in zip(images, maps)]
 
   # --------------------------------------------------------------- public --
   def __call__(self, images: Sequence[np.ndarray], *,
@@ -562,7 +687,7 @@ class Enhancer:
 
     Args:
       images: the images.
-      controls: strength, exposure, highlight protection, denoising
+      controls: strength, exposure, colour, highlight protection, denoising
         (``apps.quality.Controls``; default: the Enhancer's own); plain
         controls take the exact path of the paper (the official outputs
         with official weights).
@@ -573,61 +698,64 @@ class Enhancer:
     images = tiling.checked_images(images)
     controls = self.controls if controls is None else controls
     if controls is not None and not controls.plain:
-      return self._controlled(images, controls)
-    if not self._rescales:
-      return self._through_net(self._enhance_fn, images, 3)
-    maps = self.estimate(images)
-    return [self._apply_scaled_maps(im, m) for im, m in zip(images, maps)]
-
-  def _controlled(self, images: list[np.ndarray],
-                  controls: quality.Controls) -> list[np.ndarray]:
-    """``__call__`` with controls, in bounded memory: Zero-DCE runs the
-    network twice when an exposure is asked for (once for the strength,
-    on a subsample, once to render), Zero-DCE++ once (its maps are small)."""
-    if self._rescales:
-      maps = self.estimate(images)
+      maps = self.estimate(images, map_scale=self.map_scale_for(controls))
       return self.render(images, maps, controls=controls)
-    if controls.exposure is None:
-      strengths = [controls.strength] * len(images)
-    else:
-      strengths = [self._strength(im, m, controls) for im, m in
-                   zip(images, self._sub_maps(images))]
-    extras = [self._extras(im, s, controls)
-              for im, s in zip(images, strengths)]
-    denoised = bool(controls.denoise)
-    return self._through_net(
-        self._controlled_fn("net", controls.shoulder, denoised), images, 3,
-        extras=extras, halo=denoise.HALO if denoised else 0)
+    if not self._rescales and self.map_scale_for(quality.PLAIN) == 1:
+      return self._through_net(self._enhance_fn, images, 3)
+    maps = self.estimate(images, map_scale=self.map_scale_for(
+        quality.PLAIN))
+    if self._rescales:
+      return [self._apply_scaled_maps(im, m) for im, m in zip(images, maps)]
+    return self.render(images, maps, controls=quality.PLAIN)
 
-  def estimate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+  def estimate(self, images: Sequence[np.ndarray], *,
+               map_scale: int | None = None) -> list[np.ndarray]:
     """The curve maps of RGB float images, computed once so that
-    ``render`` can apply them at any strength, exposure or denoising.
+    ``render`` can apply them at any strength, exposure, colour or
+    denoising.
+
+    Args:
+      images: the images.
+      map_scale: Zero-DCE only: estimate the maps on ``map_scale x
+        map_scale`` block means of the image (``render`` up-samples them).
+        Default: the scale any control gets (``map_scale_for``; with
+        ``map_scale="auto"``, ``DEFAULT_MAP_SCALE``): ``render`` then gives
+        what ``__call__`` gives with controls. ``1`` for the exact paper
+        path with plain controls.
 
     Returns:
-      Per image, Zero-DCE: ``[H, W, 3n]`` (one map per iteration);
+      Per image, Zero-DCE: ``[ceil(H/m), ceil(W/m), 3n]``, one map per
+      iteration (float16 at full resolution, to halve their memory);
       Zero-DCE++: ``[h, w, 3]`` at the network's (down-scaled) resolution.
     """
     images = tiling.checked_images(images)
-    if not self._rescales:
-      return self._through_net(self._maps_fn, images,
+    if self._rescales:
+      s = self.model.scale_factor
+      smalls = [resize.torch_downscale(im[None], s)[0] for im in images]
+      return self._through_net(self._maps_fn, smalls, 3)
+    if map_scale is None:
+      map_scale = self.map_scale_for(_ANY_CONTROL)
+    if map_scale == 1:
+      maps = self._through_net(self._maps_fn, images,
                                self.model.map_channels)
-    s = self.model.scale_factor
-    smalls = [resize.torch_downscale(im[None], s)[0] for im in images]
-    return self._through_net(self._maps_fn, smalls, 3)
+      return [m.astype(np.float16) for m in maps]
+    smalls = [block_means(im, map_scale) for im in images]
+    return self._through_net(self._maps_fn, smalls, self.model.map_channels)
 
   def render(self, images: Sequence[np.ndarray], maps: Sequence[np.ndarray],
              *, controls: quality.Controls = quality.PLAIN,
-             noise: Sequence[tuple[float, float]] | None = None
+             noise: Sequence[tuple[float, ...]] | None = None
              ) -> list[np.ndarray]:
     """Applies maps from ``estimate`` with ``controls``: the same result as
-    ``__call__(images, controls=controls)`` without running the network.
+    ``__call__(images, controls=controls)`` without running the network
+    (when the maps were estimated at the scale ``__call__`` uses).
 
     Args:
       images: the images the maps were estimated on.
       maps: ``estimate(images)``.
       controls: what to apply.
-      noise: ``noise(image)`` per image, if already known (denoising
-        estimates it otherwise).
+      noise: ``noise(image)`` per image, if already known (estimated
+        otherwise when the controls need it).
 
     Returns:
       One ``[H, W, 3]`` float32 array in [0, 1] per image.
@@ -635,22 +763,32 @@ class Enhancer:
     images = tiling.checked_images(images)
     noise = [None] * len(images) if noise is None else list(noise)
     out = []
-    for im, m, nz, sub in zip(images, maps, noise, self._sub_maps(images, maps)
-                              if controls.exposure is not None else
-                              [None] * len(images)):
-      s = self._strength(im, sub, controls)
-      extra = self._extras(im, s, controls, nz)
-      denoised = bool(controls.denoise)
-      if self._rescales:
-        out.append(self._apply_scaled_maps(
-            im, m, self._controlled_fn("strip", controls.shoulder, denoised),
-            extra, halo=denoise.HALO if denoised else 0))
-      else:
-        y = self._controlled_fn("full", controls.shoulder, denoised)(
-            jnp.asarray(im, self.model.dtype),
-            jnp.asarray(m, self.model.dtype), jnp.asarray(extra))
-        out.append(np.asarray(y, np.float32))
+    for im, m, nz in zip(images, maps, noise):
+      m = np.asarray(m)
+      if controls.plain and self._rescales:
+        out.append(self._apply_scaled_maps(im, m))
+        continue
+      nz, strengths = self._analyse(im, m, controls, nz)
+      params = rendering.pack_params(strengths, controls.denoise, nz)
+      out.append(self._render_one(im, m, params, controls))
     return out
+
+
+_ANY_CONTROL = quality.Controls(denoise=1.0)
+
+
+def block_means(image: np.ndarray, f: int) -> np.ndarray:
+  """``[ceil(H/f), ceil(W/f), C]`` means of ``f x f`` blocks (the blocks
+  cut by the image's edge: the mean of their pixels in it), float32."""
+  h, w, c = image.shape
+  hb, wb = -(-h // f), -(-w // f)
+  sums = np.zeros((hb * f, wb * f, c), np.float32)
+  sums[:h, :w] = image
+  counts = np.zeros((hb * f, wb * f, 1), np.float32)
+  counts[:h, :w] = 1
+  s = sums.reshape(hb, f, wb, f, c).sum(axis=(1, 3))
+  n = counts.reshape(hb, f, wb, f, 1).sum(axis=(1, 3))
+  return s / n
 
 
 # The Enhancers ``enhance`` built last, newest last: (params, key, Enhancer).

@@ -27,6 +27,7 @@ maps live at 1/s of the size, so smoothing costs nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import queue
 import threading
@@ -37,8 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerodce_jax.apps import quality
-from zerodce_jax.core import curves, denoise, exposure, models, resize
+from zerodce_jax.apps import compile_cache, quality
+from zerodce_jax.core import (curves, denoise, exposure, models, rendering,
+                              resize)
 from zerodce_jax.formats import atomic, image_io
 
 __all__ = ["VideoError", "VideoReport", "enhance_video", "is_video",
@@ -126,13 +128,21 @@ def initial_state(model: models.DCENet, height: int, width: int
                   ) -> dict[str, jax.Array]:
   """What ``make_frame_fn`` carries from batch to batch before the first
   frame: the smoothed curve maps (at the network's resolution) and the
-  smoothed exposure strength."""
+  smoothed per-channel strengths."""
   s = model.scale_factor if model.separable else 1
   shape = (resize.torch_downscaled_size(height, s) if s != 1 else height,
            resize.torch_downscaled_size(width, s) if s != 1 else width,
            model.map_channels)
   return {"maps": jnp.zeros(shape, jnp.float32),
-          "strength": jnp.ones((), jnp.float32)}
+          "strength": jnp.ones((3,), jnp.float32)}
+
+
+# the controlled path reads a frame's exposure and colour on at most this
+# many pixels, and its noise on a centre crop of at most this side (of the
+# first frame of each batch: noise changes slowly, estimating it per frame
+# would cost as much as the filters)
+PLAN_PIXELS = 4096
+NOISE_CROP = 512
 
 
 def make_frame_fn(model: models.DCENet, *, peak: int,
@@ -144,16 +154,23 @@ def make_frame_fn(model: models.DCENet, *, peak: int,
   the batch left (``initial_state``), ``cuts`` ``[N]`` bool (restart the
   averages), ``alpha`` the smoothing; out ``[N, H, W, 3]`` of ``frames``'
   dtype, rounded as ``image_io.from_float``. With ``controls``
-  (``apps.quality``) the curves are applied at their strength; an exposure
-  target picks a strength per frame (``core.exposure``, on every 4th row and
-  column), smoothed over frames like the maps; denoising estimates each
-  frame's noise (``core.denoise``) and filters it, inside the same call.
+  (``apps.quality``) the per-channel strengths come from
+  ``core.exposure.plan_strengths`` on a subsample of the batch's first
+  frame, smoothed over frames like the maps; the noise is estimated on the
+  same frame, and denoising runs the denoiser's 2x2-block stages
+  (``fine=False``), all in the same call.
   """
   s = model.scale_factor if model.separable else 1
   dtype = jnp.uint8 if peak == 255 else jnp.uint16
   plain = controls is None or controls.plain
-  shoulder = None if plain else controls.shoulder
   n_iter = model.iterations
+
+  def ema(alpha):
+    def step(m_prev, inp):
+      r, cut = inp
+      m = jnp.where(cut, r, alpha * m_prev + (1 - alpha) * r)
+      return m, m
+    return step
 
   def fn(params, frames, state, cuts, alpha):
     x = frames.astype(jnp.float32) / peak
@@ -161,56 +178,90 @@ def make_frame_fn(model: models.DCENet, *, peak: int,
     small = resize.torch_downscale(x, s) if s != 1 else x
     raw = model.apply({"params": params}, small.astype(model.dtype),
                       method=model.estimate).astype(jnp.float32)
-
-    def ema(m_prev, inp):
-      r, cut = inp
-      m = jnp.where(cut, r, alpha * m_prev + (1 - alpha) * r)
-      return m, m
-
-    last, maps = jax.lax.scan(ema, state["maps"], (raw, cuts))
-    if s != 1:
-      maps = resize.resize_bilinear(maps, h, w, align_corners=True)
-    strength = state["strength"]
+    last, maps = jax.lax.scan(ema(alpha), state["maps"], (raw, cuts))
     if plain:
+      if s != 1:
+        maps = resize.resize_bilinear(maps, h, w, align_corners=True)
       y = curves.apply_curves(x, maps, iterations=n_iter)
+      out = jnp.floor(jnp.clip(y, 0.0, 1.0) * peak + 0.5).astype(dtype)
+      return out, {"maps": last, "strength": state["strength"]}
+    out, strength = _controlled_frames(x, maps, state["strength"], cuts,
+                                       alpha, s, n_iter, controls)
+    out = jnp.floor(out * peak + 0.5).astype(dtype)
+    return out, {"maps": last, "strength": strength}
+
+  return jax.jit(fn)
+
+
+def _controlled_frames(x, maps, strength, cuts, alpha, s: int, n_iter: int,
+                       controls: quality.Controls):
+  """The controlled render of a batch ``x`` ``[N, H, W, 3]`` with its maps
+  (at ``1/s``): ``(out [N, H, W, 3] in [0, 1], last strengths [3])``. The
+  curves stay channels-last (elementwise, as the plain path); only the
+  denoiser works on planes, its 2x2-block stages alone (``fine=False``):
+  the frame rate is what video needs first."""
+  n, h, w, _ = x.shape
+  small = maps
+  if s != 1:
+    maps = resize.resize_bilinear(maps, h, w, align_corners=True)
+  # the noise, on the batch's first frame
+  ch, cw = min(h, NOISE_CROP), min(w, NOISE_CROP)
+  y0, x0 = (h - ch) // 2, (w - cw) // 2
+  crop = x[0, y0:y0 + ch, x0:x0 + cw]
+  noise = (jnp.stack(denoise.estimate_noise(crop, scale=1)
+                     + denoise.estimate_noise(crop, scale=2))
+           if controls.needs_noise else jnp.zeros(4, jnp.float32))
+  # the strengths, on a subsample, smoothed over frames
+  k = max(1, math.ceil(math.sqrt(h * w / PLAN_PIXELS)))
+  rule, target, cap = controls.exposure_rule()
+  if controls.exposure is None and not controls.colour:
+    raw = jnp.full((n, 3), controls.strength, jnp.float32)
+  else:
+    def plan(xi, mi):
+      return exposure.plan_strengths(
+          xi, mi, iterations=n_iter, shoulder=controls.shoulder,
+          noise=(noise[0], noise[1]),
+          target=target if rule == "target" else None,
+          strength=controls.strength if rule == "fixed" else None,
+          colour_amount=controls.colour, max_strength=cap)[0]
+
+    # read on the batch's first frame (a batch is a fraction of a second;
+    # reading every frame would cost more than the curves themselves)
+    if s != 1:  # the maps at the subsample only (not all of them first)
+      hs, ws = small.shape[1:3]
+      rows = [t[::k] for t in resize.interp_taps(hs, h, align_corners=True)]
+      cols = [t[::k] for t in resize.interp_taps(ws, w, align_corners=True)]
+      sub = resize.resize_axis(resize.resize_axis(small[0], rows, axis=0),
+                               cols, axis=1)
     else:
-      if controls.exposure is None:
-        per_frame = jnp.full(x.shape[:1], controls.strength, jnp.float32)
-      else:
-        raw_s = jax.vmap(lambda xi, mi: exposure.strength_for(
-            xi[::4, ::4], mi[::4, ::4], controls.exposure,
-            iterations=n_iter, shoulder=shoulder))(x, maps)
-        strength, per_frame = jax.lax.scan(ema, strength, (raw_s, cuts))
-      y, gain = curves.apply_at_strength(x, maps,
-                                         per_frame[:, None, None, None],
-                                         iterations=n_iter, shoulder=shoulder)
-      if controls.denoise:
-        a, b = jax.vmap(lambda xi: denoise.estimate_noise(xi, stride=4))(x)
-        sigma = gain * denoise.noise_sigma(x, a[:, None, None, None],
-                                           b[:, None, None, None])
-        state = {"maps": last, "strength": jnp.asarray(strength,
-                                                       jnp.float32)}
-        return y, sigma, state
-    out = jnp.floor(jnp.clip(y, 0.0, 1.0) * peak + 0.5).astype(dtype)
-    return out, {"maps": last, "strength": jnp.asarray(strength,
-                                                       jnp.float32)}
+      sub = maps[0, ::k, ::k]
+    raw = jnp.broadcast_to(plan(x[0, ::k, ::k], sub), (n, 3))
 
-  if plain or not controls.denoise:
-    return jax.jit(fn)
+  def step(m_prev, inp):
+    r, cut = inp
+    m = jnp.where(cut, r, alpha * m_prev + (1 - alpha) * r)
+    return m, m
 
-  def filtered(y, sigma):
-    y = denoise.denoise(y, sigma, amount=controls.denoise)
-    return jnp.floor(jnp.clip(y, 0.0, 1.0) * peak + 0.5).astype(dtype)
-
-  # two compiled calls: fused with the curves, the filters make XLA:CPU
-  # recompute the curves' gain many times over
-  curves_fn, filter_fn = jax.jit(fn), jax.jit(filtered)
-
-  def step(params, frames, state, cuts, alpha):
-    y, sigma, state = curves_fn(params, frames, state, cuts, alpha)
-    return filter_fn(y, sigma), state
-
-  return step
+  last, per_frame = jax.lax.scan(step, strength, (raw, cuts))
+  y, gain = curves.apply_at_strength(x, maps, per_frame[:, None, None, :],
+                                     iterations=n_iter,
+                                     shoulder=controls.shoulder)
+  if controls.denoise:
+    params = jnp.concatenate([
+        per_frame, jnp.full((n, 1), controls.denoise, jnp.float32),
+        jnp.broadcast_to(noise, (n, 4))], axis=-1)
+    var, var_low = rendering.noise_variances(x, gain, params, axis=-1)
+    align = 2 * denoise.SCALE
+    hc, wc = -(-h // align) * align, -(-w // align) * align
+    planes = jnp.pad(jnp.moveaxis(y, -1, -3),
+                     ((0, 0), (0, 0), (0, hc - h), (0, wc - w)))
+    pad = ((0, 0), (0, hc - h), (0, wc - w))
+    mask = jnp.pad(jnp.ones((h, w), x.dtype), pad[1:])
+    out = denoise.denoise_planes(planes, jnp.pad(var, pad),
+                                 jnp.pad(var_low, pad),
+                                 amount=params[:, 3], mask=mask, fine=False)
+    y = jnp.moveaxis(out[..., :h, :w], -3, -1)
+  return jnp.clip(y, 0.0, 1.0), last
 
 
 def flicker(frames_mean: np.ndarray) -> float:
@@ -553,6 +604,7 @@ def enhance_video(src: str, dst: str, model: models.DCENet, params: Any, *,
       unknown output container, a frame size that changes, or an encoder
       failure; nothing is left at ``dst``.
   """
+  compile_cache.enable()
   import av  # noqa: PLC0415
   if not 0 <= smoothing < 1:
     raise VideoError(f"{src}: temporal smoothing must be in [0, 1), got "

@@ -5,6 +5,7 @@ instant; a verb imports what it needs when it runs."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       parser.error(f"unrecognized arguments: {' '.join(rest)}")
   except SystemExit as e:
     return int(e.code or 0) if not isinstance(e.code, str) else 2
+  if getattr(args, "no_cache", False):
+    from zerodce_jax.apps import compile_cache  # noqa: PLC0415 - no JAX
+    os.environ[compile_cache.NO_CACHE_ENV] = "1"
   return args.func(args)
 
 

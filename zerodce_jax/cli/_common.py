@@ -9,7 +9,8 @@ import os
 import sys
 
 __all__ = ["fail", "memory_size", "weights_parent", "scale_factor_parent",
-           "progress_parent", "load_enhancer", "set_cpu_devices"]
+           "progress_parent", "cache_parent", "load_enhancer",
+           "set_cpu_devices"]
 
 
 def fail(prog: str, message: str, code: int = 2) -> int:
@@ -60,6 +61,17 @@ def progress_parent() -> argparse.ArgumentParser:
   return p
 
 
+def cache_parent() -> argparse.ArgumentParser:
+  """``--no-cache``: compile everything again, keep nothing on disk."""
+  p = argparse.ArgumentParser(add_help=False)
+  p.add_argument("--no-cache", action="store_true",
+                 help="do not use or write the compilation cache (by "
+                 "default compiled functions are kept in the user's cache "
+                 "folder, so a second run skips compiling; also "
+                 "ZERODCE_NO_CACHE=1)")
+  return p
+
+
 def controls_parent() -> argparse.ArgumentParser:
   """``--strength``, ``--exposure``, ``--denoise``, ``--highlights``,
   ``--plain`` (``apps.quality``)."""
@@ -90,9 +102,19 @@ def controls_parent() -> argparse.ArgumentParser:
                  help=f"curve strength: 0 = the input, 1 = the model, up to "
                  f"{quality.MAX_STRENGTH:g} (ignored with --exposure)")
   g.add_argument("--exposure", type=checked(quality.parse_exposure),
-                 metavar="off|auto|E",
-                 help="per image, the strength that gives a mean brightness "
-                 f"E in (0, 1); auto = {quality.AUTO_EXPOSURE:g}")
+                 metavar="off|auto|mean|E",
+                 help="auto: per image, a strength chosen from the scene "
+                 "(where its light is) and its signal (stopped where the "
+                 "dark regions' amplified noise would dominate), at most "
+                 f"{quality.AUTO_MAX_STRENGTH:g}; mean: one fixed mean "
+                 f"brightness, {quality.MEAN_EXPOSURE:g}, for every image; "
+                 "E in (0, 1): that mean brightness, as far as the curves "
+                 f"reach (strength {quality.MAX_STRENGTH:g})")
+  g.add_argument("--colour", "--color", dest="colour",
+                 type=checked(quality.parse_colour), metavar="off|auto|A",
+                 help="correct the colour cast, 0..1 (a strong cast, the "
+                 "scene's own light, is corrected less); auto = "
+                 f"{quality.AUTO_COLOUR:g}")
   g.add_argument("--denoise", type=checked(quality.parse_denoise),
                  metavar="off|auto|S",
                  help="denoise what the curves amplify, 0..1; auto = "
@@ -104,18 +126,35 @@ def controls_parent() -> argparse.ArgumentParser:
   g.add_argument("--plain", action="store_true",
                  help="the paper's path: the model's curves and nothing "
                  "else, whatever the defaults")
+  g.add_argument("--map-scale", default="auto", metavar="auto|1|2|4",
+                 type=_map_scale,
+                 help="Zero-DCE: estimate the curve maps on the image "
+                 "down-scaled this many times and up-sample them along its "
+                 "edges (4x or 16x less network); auto: 2 with any control, "
+                 "1 (every pixel, the paper) with --plain")
   return p
 
 
-def controls_from_args(args: argparse.Namespace, weights: str):
+def _map_scale(text: str):
+  t = text.strip().lower()
+  if t == "auto":
+    return "auto"
+  if t not in ("1", "2", "4"):
+    raise argparse.ArgumentTypeError(f"{text!r}: auto, 1, 2 or 4")
+  return int(t)
+
+
+def controls_from_args(args: argparse.Namespace, weights: str, *,
+                       video: bool = False):
   """``(Controls, None)`` or ``(None, error message)``."""
   from zerodce_jax.apps import quality  # noqa: PLC0415 - plain Python
   from zerodce_jax.formats.weights import BUNDLED  # noqa: PLC0415
   try:
     return quality.resolve(
         strength=args.strength, exposure=args.exposure, denoise=args.denoise,
+        colour=getattr(args, "colour", None),
         highlights=args.highlights == "protect", plain=args.plain,
-        bundled=weights in BUNDLED), None
+        bundled=weights in BUNDLED, video=video), None
   except quality.ControlError as e:
     return None, str(e)
 

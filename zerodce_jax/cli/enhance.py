@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from zerodce_jax.cli._common import (controls_from_args, controls_parent,
+from zerodce_jax.cli._common import (cache_parent, controls_from_args,
+                                     controls_parent,
                                      fail, load_enhancer, memory_size,
                                      progress_parent, scale_factor_parent)
 
@@ -16,7 +17,8 @@ PROG = "zerodce enhance"
 def add_parser(sub) -> None:
   p = sub.add_parser(
       "enhance", help="brighten low-light images and videos",
-      parents=[scale_factor_parent(), controls_parent(), progress_parent()],
+      parents=[scale_factor_parent(), controls_parent(), progress_parent(),
+               cache_parent()],
       formatter_class=argparse.RawDescriptionHelpFormatter,
       description=(
           "Enhance low-light images and videos with Zero-DCE / Zero-DCE++.\n\n"
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
           image_weights, args.scale_factor,
           dtype=args.dtype, batch_size=args.batch, tile=args.tile,
           max_pixels=int(args.max_megapixels * 1e6),
-          max_memory=args.max_memory, controls=controls)
+          max_memory=args.max_memory, controls=controls,
+          map_scale=args.map_scale)
     if err:
       return fail(PROG, err)
   for e in errors:
@@ -184,7 +187,7 @@ def _enhance_videos(jobs, args) -> tuple[int, int]:
       print(f"{PROG}: {j.src}: {why}", file=sys.stderr)
     return 0, len(jobs)
   video_weights = args.weights or weights.DEFAULT_VIDEO_WEIGHTS
-  controls, err = controls_from_args(args, video_weights)
+  controls, err = controls_from_args(args, video_weights, video=True)
   try:
     if err:
       raise params_io.WeightsError(err)

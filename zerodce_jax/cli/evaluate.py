@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import os
 
-from zerodce_jax.cli._common import (controls_from_args, controls_parent,
+from zerodce_jax.cli._common import (cache_parent, controls_from_args,
+                                     controls_parent,
                                      fail, load_enhancer, scale_factor_parent,
                                      weights_parent)
 
@@ -19,7 +20,7 @@ def add_parser(sub) -> None:
       parents=[weights_parent("zerodce-default", "bundled name, weights file "
                               "or training workdir (default: "
                               "zerodce-default)"), scale_factor_parent(),
-               controls_parent()],
+               controls_parent(), cache_parent()],
       description=(
           "Enhance every image of a test set and report the papers' "
           "figures. Paired (--low and --high, matched by relative path, "
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
   if args.faces:
     return _run_faces(args, controls)
   enhancer, err = load_enhancer(args.weights, args.scale_factor,
-                                controls=controls)
+                                controls=controls, map_scale=args.map_scale)
   if err:
     return fail(PROG, err)
   try:
@@ -135,7 +136,7 @@ def _run_faces(args: argparse.Namespace, controls) -> int:
   except (faces.FaceError, evaluate.EvalError, FileNotFoundError) as e:
     return fail(PROG, str(e))
   enhancer, err = load_enhancer(args.weights, args.scale_factor,
-                                controls=controls)
+                                controls=controls, map_scale=args.map_scale)
   if err:
     return fail(PROG, err)
   try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from zerodce_jax.cli._common import fail, scale_factor_parent
+from zerodce_jax.cli._common import cache_parent, fail, scale_factor_parent
 
 PROG = "zerodce serve"
 
@@ -12,7 +12,7 @@ PROG = "zerodce serve"
 def add_parser(sub) -> None:
   p = sub.add_parser(
       "serve", help="a local web page to enhance photos interactively",
-      parents=[scale_factor_parent()],
+      parents=[scale_factor_parent(), cache_parent()],
       formatter_class=argparse.RawDescriptionHelpFormatter,
       description=(
           "Serve a web page on this computer: drop photos on it, compare "

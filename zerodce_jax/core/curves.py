@@ -43,14 +43,17 @@ def le_curve(image: jax.Array, a: jax.Array) -> jax.Array:
   return image + a * image * (1 - image)
 
 
-def split_maps(maps: jax.Array, *, channels: int = 3) -> list[jax.Array]:
-  """Splits a ``[..., 3n]`` stack of curve maps into ``n`` maps of ``[..., 3]``."""
-  if maps.shape[-1] % channels:
+def split_maps(maps: jax.Array, *, channels: int = 3,
+               axis: int = -1) -> list[jax.Array]:
+  """Splits a ``[..., 3n]`` stack of curve maps into ``n`` maps of
+  ``[..., 3]`` (along ``axis``: ``-3`` for planes ``[..., 3n, H, W]``)."""
+  if maps.shape[axis] % channels:
     raise ValueError(
-        f"curve maps have {maps.shape[-1]} channels, not a multiple of "
+        f"curve maps have {maps.shape[axis]} channels, not a multiple of "
         f"{channels}")
-  n = maps.shape[-1] // channels
-  return [maps[..., i * channels:(i + 1) * channels] for i in range(n)]
+  n = maps.shape[axis] // channels
+  return [jax.lax.slice_in_dim(maps, i * channels, (i + 1) * channels,
+                               axis=axis) for i in range(n)]
 
 
 def apply_curves(
@@ -140,8 +143,8 @@ def shoulder_weight(v: jax.Array, *, knee: float, ceiling: float
 
 def apply_at_strength(image: jax.Array, maps: jax.Array, strength, *,
                       iterations: int | None = None,
-                      shoulder: tuple[float, float] | None = None
-                      ) -> tuple[jax.Array, jax.Array]:
+                      shoulder: tuple[float, float] | None = None,
+                      axis: int = -1) -> tuple[jax.Array, jax.Array]:
   """The curves at ``strength`` (``scale_maps``), optionally with a
   highlight shoulder, and their exact noise gain.
 
@@ -156,11 +159,14 @@ def apply_at_strength(image: jax.Array, maps: jax.Array, strength, *,
   maps held fixed, the product of the steps' slopes ``1 + a' (w (1 - 2v) +
   w' v (1 - v))`` (``noise_gain`` without a shoulder).
 
+  ``axis`` is the channel axis of ``image`` and ``maps`` (``-3`` for
+  planes ``[..., 3, H, W]``; ``strength`` must then broadcast to them).
+
   Returns:
     ``(enhanced, gain)``, both of ``image``'s shape.
   """
-  c = image.shape[-1]
-  stack = split_maps(maps.astype(image.dtype), channels=c)
+  c = image.shape[axis]
+  stack = split_maps(maps.astype(image.dtype), channels=c, axis=axis)
   iterations = len(stack) if iterations is None else iterations
   s = jnp.asarray(strength, image.dtype)
   x, g = image, jnp.ones_like(image)

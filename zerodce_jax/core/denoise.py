@@ -38,120 +38,159 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["estimate_noise", "noise_sigma", "box_mean", "guided_filter",
-           "to_opponent", "from_opponent", "denoise", "K_LUMA", "K_CHROMA",
+from zerodce_jax.core.guided import box_mean, down, guided_filter, up
+
+__all__ = ["estimate_noise", "noise_sigma", "to_opponent", "from_opponent",
+           "denoise", "K_LUMA", "K_CHROMA",
            "LUMA_RADIUS", "CHROMA_RADIUS", "HALO"]
 
-# At amount 1 (the k of eps = (k sigma)^2); `amount` scales them. Chosen
-# from measurements (docs: "Better than the paper").
-K_LUMA = 6.0
-K_CHROMA = 4.0
+# At amount 1 (the k of eps = (k sigma)^2, and of the detail test);
+# `amount` scales them. Chosen from measurements (docs: "Better than the
+# paper").
+K_LUMA = 3.0
+K_DETAIL = 1.5
+K_BLOTCH = 2.0
+K_CHROMA = 3.0
+CHROMA_FINE = 0.3
 LUMA_RADIUS = 2
-CHROMA_RADIUS = 3
-# How far the result reads: each guided filter takes two box means.
-HALO = 2 * LUMA_RADIUS + 2 * CHROMA_RADIUS
+CHROMA_RADIUS = 2
+LOW_RADIUS = 2
+GRAIN = 0.0
+NOISE_VISIBLE = 2.0 / 255
+SCALE = 2  # the blotch and chroma stages work at 1/SCALE
+# How far the result reads (each guided filter takes two box means; the
+# low-resolution stages count in their pixels, plus one for up-sampling),
+# rounded up to whole blocks of 4 so that tiles and strips keep the block
+# grid of the whole image.
+HALO = -(-(2 * LUMA_RADIUS + 1
+           + SCALE * (2 * max(LOW_RADIUS, CHROMA_RADIUS) + 2)) // 4) * 4
 
-_OPP = jnp.array([[3 ** -0.5, 3 ** -0.5, 3 ** -0.5],
-                  [2 ** -0.5, 0.0, -(2 ** -0.5)],
-                  [6 ** -0.5, -2 * 6 ** -0.5, 6 ** -0.5]])
+_OPP = np.array([[3 ** -0.5, 3 ** -0.5, 3 ** -0.5],
+                 [2 ** -0.5, 0.0, -(2 ** -0.5)],
+                 [6 ** -0.5, -2 * 6 ** -0.5, 6 ** -0.5]], np.float32)
 _IMMERKAER = ((1, -2, 1), (-2, 4, -2), (1, -2, 1))
+# estimate_noise's histograms: intensity in 1/_FINE steps; |r| on a log
+# scale from _R_MIN to 1 in _R_BINS steps (1.1% apart)
+_FINE = 2048
+_R_MIN, _R_BINS = 1e-5, 1024
+_R_STEP = float(-np.log(_R_MIN) / _R_BINS)
 
 
 def to_opponent(rgb: jax.Array) -> jax.Array:
   """RGB -> (luma, chroma, chroma), an orthonormal transform."""
-  return rgb @ _OPP.T.astype(rgb.dtype)
+  return rgb @ jnp.asarray(_OPP.T, rgb.dtype)
 
 
 def from_opponent(ycc: jax.Array) -> jax.Array:
   """The inverse of ``to_opponent``."""
-  return ycc @ _OPP.astype(ycc.dtype)
-
-
-def _window_sum(x: jax.Array, radius: int) -> jax.Array:
-  """Sum over the ``(2r+1)^2`` window (zeros beyond the array), as shifted
-  copies added in a fixed order (separable: rows, then columns)."""
-  h, w = x.shape[-3], x.shape[-2]
-  pad = [(0, 0)] * (x.ndim - 3) + [(radius, radius), (0, 0), (0, 0)]
-  xp = jnp.pad(x, pad)
-  rows = sum(xp[..., i:i + h, :, :] for i in range(2 * radius + 1))
-  pad = [(0, 0)] * (x.ndim - 3) + [(0, 0), (radius, radius), (0, 0)]
-  rp = jnp.pad(rows, pad)
-  return sum(rp[..., :, j:j + w, :] for j in range(2 * radius + 1))
-
-
-def box_mean(x: jax.Array, *, radius: int, mask: jax.Array,
-             count: jax.Array | None = None) -> jax.Array:
-  """Mean of ``x`` over the valid pixels of each ``(2r+1)^2`` window.
-
-  Args:
-    x: ``[..., H, W, C]``.
-    radius: the window radius (keyword-only, as the rest).
-    mask: ``[..., H, W, 1]`` validity (1/0).
-    count: ``_window_sum(mask, radius)`` if already computed.
-  """
-  count = _window_sum(mask, radius) if count is None else count
-  return _window_sum(x * mask, radius) / jnp.maximum(count, 1)
-
-
-def guided_filter(guide: jax.Array, src: jax.Array, eps: jax.Array, *,
-                  radius: int, mask: jax.Array) -> jax.Array:
-  """He et al.'s guided filter with a per-pixel regulariser.
-
-  .. math::
-
-     a = \\\\frac{\\\\overline{I p} - \\\\bar I \\\\bar p}{\\\\overline{I^2} -
-         \\\\bar I^2 + \\\\bar\\\\epsilon}, \\\\quad b = \\\\bar p - a \\\\bar I,
-     \\\\quad q = \\\\bar a\\\\, I + \\\\bar b
-
-  (bars: ``box_mean`` over the window).
-
-  Args:
-    guide: ``[..., H, W, 1]`` guidance image ``I``.
-    src: ``[..., H, W, C]`` image ``p`` to filter.
-    eps: ``[..., H, W, 1]`` regulariser (a noise variance).
-    radius, mask: as for ``box_mean``.
-  """
-  count = _window_sum(mask, radius)
-
-  def box(v):
-    return box_mean(v, radius=radius, mask=mask, count=count)
-
-  mi, mp = box(guide), box(src)
-  cov = box(guide * src) - mi * mp
-  var = box(guide * guide) - mi * mi
-  a = cov / (var + box(eps) + 1e-12)
-  b = mp - a * mi
-  return box(a) * guide + box(b)
+  return ycc @ jnp.asarray(_OPP, ycc.dtype)
 
 
 def denoise(image: jax.Array, sigma: jax.Array, *, amount: jax.Array | float,
-            mask: jax.Array | None = None) -> jax.Array:
+            mask: jax.Array | None = None,
+            sigma_low: jax.Array | None = None) -> jax.Array:
   """Smooths the noise ``sigma`` out of an enhanced image (module doc).
 
   Args:
-    image: ``[..., H, W, 3]`` enhanced image in [0, 1].
+    image: ``[..., H, W, 3]`` enhanced image in [0, 1]; ``H`` and ``W``
+      multiples of ``SCALE``.
     sigma: its noise, ``[..., H, W, 3]`` (or ``[..., H, W, 1]``): ``gain *
       noise_sigma(input)``.
-    amount: 0 (the image unchanged) to 1; scales ``K_LUMA`` and
-      ``K_CHROMA`` (may be traced: one compiled function for every amount).
-    mask: validity of the pixels (default: all valid).
+    amount: 0 (the image unchanged) to 1; scales every ``K_*`` (may be
+      traced: one compiled function for every amount).
+    mask: ``[..., H, W, 1]`` validity of the pixels (default: all valid).
+    sigma_low: the noise left after averaging ``SCALE x SCALE`` blocks,
+      per pixel (``gain * noise_sigma`` of an ``estimate_noise(...,
+      scale=SCALE)`` divided by ``SCALE``): what the low-resolution stages
+      smooth. Default: ``sigma / SCALE`` (white noise).
 
   Returns:
     ``image``'s shape, in [0, 1].
   """
-  if mask is None:
-    mask = jnp.ones(image.shape[:-1] + (1,), image.dtype)
+  if sigma_low is None:
+    sigma_low = sigma / SCALE
+  planes = jnp.moveaxis(image, -1, -3)
+  mask = (jnp.ones(planes.shape[-2:], image.dtype) if mask is None
+          else mask[..., 0])
   amount = jnp.asarray(amount, image.dtype)
-  var = jnp.mean(jnp.square(sigma), axis=-1, keepdims=True)
-  ycc = to_opponent(image)
-  y = ycc[..., :1]
-  y_f = guided_filter(y, y, jnp.square(K_LUMA * amount) * var,
-                      radius=LUMA_RADIUS, mask=mask)
-  c_f = guided_filter(y_f, ycc[..., 1:], jnp.square(K_CHROMA * amount) * var,
-                      radius=CHROMA_RADIUS, mask=mask)
-  out = jnp.clip(from_opponent(jnp.concatenate([y_f, c_f], axis=-1)), 0, 1)
-  return jnp.where(amount > 0, out, image)
+  amount = jnp.reshape(amount, amount.shape[:max(0, amount.ndim - 3)])
+  out = denoise_planes(planes, variance(sigma), variance(sigma_low),
+                       amount=amount, mask=mask)
+  return jnp.moveaxis(out, -3, -1)
+
+
+def variance(sigma: jax.Array, *, axis: int = -1) -> jax.Array:
+  """The visible noise variance plane of ``sigma`` ``[..., H, W, C]`` (or
+  its channels along ``axis``): its mean square over the channels less
+  ``NOISE_VISIBLE^2`` (noise below what a viewer sees reads as a
+  photograph's fine grain; smoothing it costs texture), at least 0."""
+  return jnp.maximum(jnp.mean(jnp.square(sigma), axis=axis)
+                     - NOISE_VISIBLE ** 2, 0)
+
+
+def denoise_planes(planes: jax.Array, var: jax.Array, var_low: jax.Array, *,
+                   amount: jax.Array | float, mask: jax.Array,
+                   fine: bool = True) -> jax.Array:
+  """``denoise`` on planes: ``planes`` ``[..., 3, H, W]`` (RGB), the noise
+  variance at full resolution and per pixel after ``SCALE x SCALE``
+  averaging (``variance``), ``[..., H, W]``, and ``mask`` ``[..., H, W]``.
+  ``fine=False`` leaves out the full-resolution luma stage (the pixel-scale
+  grain stays, the 2-8 px blotches and the chroma are smoothed): a
+  quarter of the cost, what video gets. Returns ``[..., 3, H, W]`` in
+  [0, 1]."""
+  f = SCALE
+  dtype = planes.dtype
+  amount = jnp.asarray(amount, dtype)  # a scalar, or one per leading index
+  k2 = jnp.square(amount)[..., None, None]
+  var_lo = down(var_low, mask, f)[0]
+  m_lo = down(mask, mask, f)[1]
+  r, g, b = planes[..., 0, :, :], planes[..., 1, :, :], planes[..., 2, :, :]
+  opp = _OPP.astype(np.float64)
+  y = opp[0, 0] * (r + g + b)
+  c = jnp.stack([opp[1, 0] * (r - b), opp[2, 0] * (r + b) + opp[2, 1] * g],
+                axis=-3)
+
+  # luma: fine grain (a self-guided filter), then the texture the filter
+  # took where the residual's local energy is well above the noise, then
+  # 2-8 px blotches, then a share of the grain back
+  if fine:
+    y1 = guided_filter(y, y, K_LUMA ** 2 * k2 * var, radius=LUMA_RADIUS,
+                       mask=mask)
+    res = y - y1
+    energy = box_mean(res * res, radius=1, mask=mask)
+    keep = jnp.clip(1 - K_DETAIL ** 2 * k2 * var / (energy + 1e-12), 0, 1)
+    y2 = y1 + keep * res
+  else:
+    y2 = y
+  y_lo = down(y2, mask, f)[0]
+  y3 = y2 + up(guided_filter(y_lo, y_lo, K_BLOTCH ** 2 * k2 * var_lo,
+                             radius=LOW_RADIUS, mask=m_lo) - y_lo, m_lo, f)
+  y4 = y3 + GRAIN * (y - y3)
+  # chroma, where dark photos' noise shows most (and JPEG keeps it at half
+  # resolution anyway): self-guided at 1/f; the finer chroma kept where it
+  # stands well above the noise (colour detail), CHROMA_FINE of it where
+  # it is noise
+  mc = jnp.expand_dims(mask, -3)  # the chroma planes' mask
+  m_lo_c = jnp.expand_dims(m_lo, -3)
+  c_lo = down(c, mc, f)[0]
+  c_lo_f = guided_filter(c_lo, c_lo, (K_CHROMA ** 2 * k2 * var_lo)[
+      ..., None, :, :], radius=CHROMA_RADIUS, mask=m_lo_c)
+  fine_c = c - up(c_lo, m_lo_c, f)
+  energy_c = box_mean(jnp.sum(fine_c * fine_c, axis=-3), radius=1,
+                      mask=mask) / 2
+  keep_c = jnp.clip(1 - K_DETAIL ** 2 * k2 * var / (energy_c + 1e-12),
+                    CHROMA_FINE, 1)
+  c2 = up(c_lo_f, m_lo_c, f) + jnp.expand_dims(keep_c, -3) * fine_c
+  c1_, c2_ = c2[..., 0, :, :], c2[..., 1, :, :]
+  # back to RGB (the transform is orthonormal: its transpose)
+  r2 = opp[0, 0] * y4 + opp[1, 0] * c1_ + opp[2, 0] * c2_
+  g2 = opp[0, 1] * y4 + opp[2, 1] * c2_
+  b2 = opp[0, 2] * y4 + opp[1, 2] * c1_ + opp[2, 2] * c2_
+  out = jnp.clip(jnp.stack([r2, g2, b2], axis=-3), 0, 1)
+  return jnp.where(amount[..., None, None, None] > 0, out,
+                   planes).astype(dtype)
 
 
 def noise_sigma(image: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -167,11 +206,13 @@ def estimate_noise(image: jax.Array, *, mask: jax.Array | None = None,
   The residual is the image correlated with Immerkaer's mask
   ``[[1, -2, 1], [-2, 4, -2], [1, -2, 1]] / 6`` (zero on planes and ramps,
   unit gain on white noise); the local intensity is the 3x3 mean. Samples
-  (every ``stride``-th pixel, all channels, valid 3x3 windows only) are cut
-  into ``bins`` equal-count intensity bins between the 2% and 98% quantiles;
-  each bin's variance is ``(1.4826 median|r|)^2`` (robust to edges and
-  texture) and ``(a, b)`` the least-squares line through them, kept
-  ``>= 0``.
+  (every ``stride``-th pixel, all channels, valid 3x3 windows only) are
+  cut into ``bins`` equal-count intensity bins between the 2% and 98%
+  quantiles; each bin's variance is ``(1.4826 median|r|)^2`` (robust to
+  edges and texture) and ``(a, b)`` the least-squares line through them,
+  kept ``>= 0``. Quantiles and medians are read off histograms (intensity
+  in steps of 1/2048, ``|r|`` on a log scale in steps of 1.1%), which cost
+  one pass over the samples where sorting them would cost a hundred.
 
   With ``scale > 1`` the estimate is made on the image averaged over
   ``scale x scale`` blocks (those wholly inside ``mask``) and scaled back by
@@ -200,24 +241,45 @@ def estimate_noise(image: jax.Array, *, mask: jax.Array | None = None,
 
     image, mask = blocks(image), (blocks(mask) >= 1).astype(image.dtype)
     stride = max(1, stride // scale)
+  image = image.astype(jnp.float32)
   xp = jnp.pad(image, ((1, 1), (1, 1), (0, 0)))
-  mp = jnp.pad(mask, ((1, 1), (1, 1), (0, 0)))
+  mp = jnp.pad(mask.astype(jnp.float32), ((1, 1), (1, 1), (0, 0)))
   taps = [(i, j) for i in range(3) for j in range(3)]
   r = sum(_IMMERKAER[i][j] * xp[i:i + h, j:j + w] for i, j in taps) / 6
   mu = sum(xp[i:i + h, j:j + w] for i, j in taps) / 9
   valid = sum(mp[i:i + h, j:j + w] for i, j in taps) >= 9  # whole window in
-  keep = jnp.broadcast_to(valid, image.shape)[::stride, ::stride]
-  r = jnp.where(keep, r[::stride, ::stride], jnp.nan).reshape(-1)
-  mu = jnp.where(keep, mu[::stride, ::stride], jnp.nan).reshape(-1)
-  edges = jnp.nanquantile(mu, jnp.linspace(0.02, 0.98, bins + 1))
-  inside = (mu[None] >= edges[:-1, None]) & (mu[None] < edges[1:, None])
-  sig = 1.4826 * jnp.nanmedian(jnp.where(inside, jnp.abs(r)[None], jnp.nan),
-                               axis=1)
-  m = jnp.nanmean(jnp.where(inside, mu[None], jnp.nan), axis=1)
-  v = sig ** 2
-  ok = jnp.isfinite(v) & jnp.isfinite(m)
-  wts = ok.astype(jnp.float32)
-  v, m = jnp.where(ok, v, 0), jnp.where(ok, m, 0)
+  keep = jnp.broadcast_to(valid, image.shape)[::stride, ::stride].reshape(-1)
+  r = jnp.abs(r[::stride, ::stride]).reshape(-1)
+  mu = jnp.clip(mu[::stride, ::stride].reshape(-1), 0, 1)
+  # 1. equal-count intensity bins between the 2% and 98% quantiles, read
+  #    off a fine histogram of the intensity
+  fine = jnp.minimum((mu * _FINE).astype(jnp.int32), _FINE - 1)
+  hist = jnp.zeros(_FINE, jnp.float32).at[fine].add(keep.astype(jnp.float32))
+  cdf = jnp.cumsum(hist) / jnp.maximum(jnp.sum(hist), 1)
+  upper = jnp.arange(1, _FINE + 1) / _FINE  # a fine bin's upper intensity
+  edges = jnp.interp(jnp.linspace(0.02, 0.98, bins + 1), cdf, upper)
+  k = jnp.sum(mu[:, None] >= edges[None, 1:-1], axis=1)
+  inside = keep & (mu >= edges[0]) & (mu <= edges[-1])
+  k = jnp.where(inside, k, bins)  # an overflow bin, dropped
+  # 2. each bin's median |r| off a log-spaced histogram of |r| in that bin
+  lr = (jnp.log(jnp.maximum(r, _R_MIN)) - jnp.log(_R_MIN)) / _R_STEP
+  q = jnp.clip(lr.astype(jnp.int32), 0, _R_BINS - 1)
+  joint = jnp.zeros((bins + 1) * _R_BINS, jnp.float32).at[
+      k * _R_BINS + q].add(1.0).reshape(bins + 1, _R_BINS)[:bins]
+  count = jnp.sum(joint, axis=1)
+  cum = jnp.cumsum(joint, axis=1)
+  half = 0.5 * count[:, None]
+  j = jnp.sum(cum < half, axis=1)  # the bin holding the median
+  below = jnp.take_along_axis(cum, jnp.maximum(j - 1, 0)[:, None], 1)[:, 0]
+  below = jnp.where(j > 0, below, 0)
+  here = jnp.take_along_axis(joint, j[:, None], 1)[:, 0]
+  frac = jnp.clip((0.5 * count - below) / jnp.maximum(here, 1), 0, 1)
+  med = jnp.exp(jnp.log(_R_MIN) + (j + frac) * _R_STEP)
+  m = (jnp.zeros(bins + 1, jnp.float32).at[k].add(mu)[:bins]
+       / jnp.maximum(count, 1))
+  v = (1.4826 * med) ** 2
+  wts = (count > 0).astype(jnp.float32)
+  v, m = jnp.where(count > 0, v, 0), jnp.where(count > 0, m, 0)
   sw = jnp.sum(wts) + 1e-12
   mm, vm = jnp.sum(wts * m) / sw, jnp.sum(wts * v) / sw
   slope = (jnp.sum(wts * (m - mm) * (v - vm))

@@ -18,7 +18,6 @@ from typing import Sequence
 
 import numpy as np
 import png  # pypng
-import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from zerodce_jax.formats import atomic
@@ -157,6 +156,7 @@ def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
   try:
     png_header = _png_header(path)
     if ext in (".tif", ".tiff"):
+      import tifffile  # noqa: PLC0415 - slow to import; TIFF only
       with tifffile.TiffFile(path) as tif:
         shape = tif.pages[0].shape  # (H, W) or (H, W, C): from the header
         check_pixels(int(shape[1]) if len(shape) > 1 else 1,
@@ -256,6 +256,7 @@ def _write_file(tmp: str, data: np.ndarray, fmt: str, depth: int,
                 quality: int) -> None:
   """Encodes ``data`` (uint8/uint16, HW or HWC) into the file ``tmp``."""
   if fmt == "tiff":
+    import tifffile  # noqa: PLC0415 - slow to import; TIFF only
     tifffile.imwrite(tmp, data, photometric="minisblack" if data.ndim == 2
                      else "rgb")
   elif fmt == "png" and depth == 16:

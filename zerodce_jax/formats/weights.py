@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from zerodce_jax.core import models
-from zerodce_jax.formats import checkpoints, params_io
+from zerodce_jax.formats import params_io
 from zerodce_jax.formats.params_io import WeightsError
 
 __all__ = ["load_weights", "load_workdir", "asset_path", "BUNDLED",
@@ -66,6 +66,7 @@ def load_workdir(workdir: str) -> tuple[Any, dict[str, Any], str]:
     raise WeightsError(f"{workdir}: a folder that is not a training run "
                        "(no weights.msgpack, config.json or checkpoints/)")
   arch = _workdir_arch(config_path)
+  from zerodce_jax.formats import checkpoints  # noqa: PLC0415 - orbax, slow to import
   manager = checkpoints.make_manager(os.path.join(workdir, "checkpoints"),
                                      keep=10**6, async_save=False)
   try:

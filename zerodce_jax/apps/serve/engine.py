@@ -146,9 +146,9 @@ def display_name(raw: str | None, *, limit: int = 120) -> str:
 def parse_controls(params: Mapping[str, str], *, bundled: bool
                    ) -> quality.Controls:
   """The controls a request asks for, as ``zerodce enhance`` reads them:
-  ``strength``, ``exposure`` (off|auto|E), ``denoise`` (off|auto|S) and
-  ``highlights`` (protect|off); a missing one takes the command line's
-  default for the model (``quality.resolve``).
+  ``strength``, ``exposure`` (off|auto|mean|E), ``denoise`` (off|auto|S),
+  ``colour`` (off|auto|A) and ``highlights`` (protect|off); a missing one
+  takes the command line's default for the model (``quality.resolve``).
 
   Raises:
     quality.ControlError: a bad value.
@@ -162,6 +162,7 @@ def parse_controls(params: Mapping[str, str], *, bundled: bool
       strength=None if strength is None else quality.parse_strength(
           strength),
       exposure=params.get("exposure"), denoise=params.get("denoise"),
+      colour=params.get("colour"),
       highlights=highlights == "protect", bundled=bundled)
 
 
@@ -373,11 +374,12 @@ class Engine:
           "strength": d.strength,
           "exposure": "off" if d.exposure is None else d.exposure,
           "denoise": d.denoise,
+          "colour": d.colour,
           "highlights": "protect" if d.protect_highlights else "off"}})
     return {"models": out, "default_model": self.default_model,
             "formats": list(OUTPUT_FORMATS),
             "max_strength": quality.MAX_STRENGTH,
-            "auto_exposure": quality.AUTO_EXPOSURE,
+            "auto_exposure": "auto",
             "auto_denoise": quality.AUTO_DENOISE,
             "limits": {"max_upload_bytes": self.limits.max_upload_bytes,
                        "max_pixels": self.limits.max_pixels,
@@ -541,7 +543,7 @@ class Engine:
         self._cache.put(key, maps)
         self._learn_rate(choice.id, time.monotonic() - t, rgb.shape)
       noise = None
-      if controls.denoise:  # the input's noise, estimated once per image
+      if controls.needs_noise:  # the input's noise, once per image
         noise = self._cache.get((rec.id, "noise"))
         if noise is None:
           noise = en.noise(rgb)

@@ -53,6 +53,7 @@ function settings() {
     strength: $("strength").value,
     exposure: mode === "target" ? $("exposure").value : mode,
     denoise: $("denoise").value,
+    colour: $("colour").value,
     highlights: $("highlights").checked ? "protect" : "off",
   };
 }
@@ -61,11 +62,12 @@ function showValues() {
   const mode = $("exposure-mode").value;
   $("strength-out").textContent = (+$("strength").value).toFixed(2);
   $("denoise-out").textContent = (+$("denoise").value).toFixed(2);
+  $("colour-out").textContent = (+$("colour").value).toFixed(2);
   $("exposure").disabled = mode !== "target";
   $("strength").disabled = mode !== "off";  // exposure picks the strength
   $("exposure-out").textContent = mode === "target"
     ? (+$("exposure").value).toFixed(2)
-    : mode === "auto" ? String(state.config.auto_exposure) : "";
+    : mode === "auto" ? "per scene" : "";
 }
 
 function applyDefaults(modelId) {
@@ -81,6 +83,7 @@ function applyDefaults(modelId) {
     $("exposure").value = d.exposure;
   }
   $("denoise").value = d.denoise;
+  $("colour").value = d.colour;
   $("highlights").checked = d.highlights === "protect";
 }
 
@@ -316,7 +319,7 @@ async function start() {
   applyDefaults(cfg.default_model);
   showValues();
 
-  for (const id of ["strength", "exposure", "denoise"]) {
+  for (const id of ["strength", "exposure", "denoise", "colour"]) {
     $(id).addEventListener("input", requestPreview);
   }
   for (const id of ["model", "exposure-mode", "highlights"]) {

@@ -1,0 +1,79 @@
+"""The persistent compilation cache of the command line: a second run loads
+what the first compiled; --no-cache turns it off; a damaged cache folder is
+one warning and a normal run."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from zerodce_jax.apps import compile_cache
+
+pytestmark = pytest.mark.slow
+
+
+def _run(tmp_path, cache, *extra, name="o"):
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT"))}
+  env.update(ZERODCE_CACHE_DIR=str(cache), JAX_LOG_COMPILES="1")
+  env.pop(compile_cache.NO_CACHE_ENV, None)
+  out = tmp_path / name
+  r = subprocess.run([sys.executable, "-m", "zerodce_jax", "enhance",
+                      "--sample", "-o", str(out), "--no-progress", *extra],
+                     capture_output=True, text=True, env=env, timeout=600)
+  assert r.returncode == 0, r.stderr[-2000:]
+  return r.stderr, (out / "sample_lowlight.jpg").read_bytes()
+
+
+def _entries(cache):
+  xla = cache / "xla"
+  return sorted(p for p in xla.iterdir() if p.name.endswith("-cache")) \
+      if xla.is_dir() else []
+
+
+def test_second_run_loads_instead_of_compiling(tmp_path):
+  cache = tmp_path / "cache"
+  err1, out1 = _run(tmp_path, cache, name="a")
+  hits1 = err1.count("Persistent compilation cache hit")  # the memory
+  written = _entries(cache)                                # probe's shape
+  assert len(written) >= 3  # the network, the analysis, the render
+  err2, out2 = _run(tmp_path, cache, name="b")
+  hits2 = err2.count("Persistent compilation cache hit")
+  assert hits2 >= hits1 + 3, err2[-2000:]
+  assert out2 == out1
+  assert _entries(cache) == written  # nothing new to write
+
+  # --no-cache: nothing read, nothing written
+  fresh = tmp_path / "fresh"
+  err3, out3 = _run(tmp_path, fresh, "--no-cache", name="c")
+  assert "Persistent compilation cache hit" not in err3
+  assert not (fresh / "xla").exists()
+  assert out3 == out1
+
+
+def test_a_damaged_cache_is_one_warning_and_a_normal_run(tmp_path):
+  cache = tmp_path / "cache"
+  _, want = _run(tmp_path, cache, name="a")
+  entries = _entries(cache)
+  for p in entries:  # truncated, overwritten: as a crash or a disk leaves
+    p.write_bytes(b"not a compiled program" if p != entries[0]
+                  else p.read_bytes()[:40])
+  err, got = _run(tmp_path, cache, name="b")
+  lines = [ln for ln in err.splitlines() if "damaged" in ln]
+  assert len(lines) == 1 and str(len(entries)) in lines[0], err[-2000:]
+  assert "Traceback" not in err
+  assert got == want
+  # compiled again and written back, whole (the memory probe's programs
+  # only when the probe runs again: its result is kept in a file)
+  again = _entries(cache)
+  assert len(again) >= 3
+  assert compile_cache._damaged(str(cache / "xla")) == []
+
+
+def test_an_unusable_cache_folder_is_one_warning(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("a file where the cache folder would go")
+  err, _ = _run(tmp_path, blocker, name="a")
+  lines = [ln for ln in err.splitlines() if "compilation cache is off" in ln]
+  assert len(lines) == 1, err[-2000:]
