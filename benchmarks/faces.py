@@ -17,8 +17,8 @@ One detector and one setting for every method (``apps.faces.CenterFace``,
 the same code as ``zerodce eval --faces``): the raw input; the bundled
 ``zerodce-default`` plain and with its defaults; the official Zero-DCE and
 Zero-DCE++ converted from ``--shared`` (plain, as their defaults); and a
-gamma curve whose exponent gives each image the mean brightness of
-``--exposure auto``. Per method: AP at IoU 0.5 (pooled over all images),
+gamma curve whose exponent gives each image the fixed mean brightness
+of ``--exposure mean``. Per method: AP at IoU 0.5 (pooled over all images),
 recall and counts at the detector's score threshold, and the seconds per
 image of enhancement and of detection (warm: the first image of each size
 is run once untimed). Writes OUT/faces.json; ``markdown_table(doc)`` makes
@@ -156,7 +156,7 @@ def _methods(shared: str, log):
       continue
     p, a, _ = convert.convert_official(path)
     out.append((name, enhancer(p, a, quality.resolve(bundled=False))))
-  target = quality.AUTO_EXPOSURE
+  target = quality.MEAN_EXPOSURE
   out.append((f"gamma curve to mean {target:g}",
               lambda images: gamma_curve(images, target=target)))
   return out

@@ -33,6 +33,8 @@ def build(arch: str, nn, torch, F):
   """DCE-Net (``zerodce``) or its depthwise-separable variant
   (``zerodce++``) with the official state_dict names ``e_conv1..7``."""
 
+  # torch_port._Sep's layers again: this script imports nothing of the
+  # project (module doc), so it cannot borrow them
   class Sep(nn.Module):
     def __init__(self, cin, cout):
       super().__init__()

@@ -541,7 +541,8 @@ FAMILIES: dict[str, tuple[str, Callable]] = {
     "enhance_files": ("`zerodce enhance` on large photos", _enhance_files),
     "video": ("Video", _video),
     "bundled": ("The bundled models against the official ones", _bundled),
-    "quality": ("Better than the paper: exposure, highlights, denoising",
+    "quality": ("Better than the paper: exposure, colour, highlights, "
+                "denoising",
                 _single("quality", lambda d: _lazy("quality")
                         .markdown_tables(d))),
     "quality_development": ("Denoisers tried while developing the controls",
@@ -559,6 +560,10 @@ FAMILIES: dict[str, tuple[str, Callable]] = {
               _single("serve", lambda d: _lazy("serve").markdown_table(d))),
     "faces": ("Face detection in the dark (`zerodce eval --faces`)",
               _single("faces", lambda d: _lazy("faces").markdown_table(d))),
+    "cli_latency": ("What a user waits for: `zerodce enhance`, cold and "
+                    "warm, beside the official scripts",
+                    _single("cli_latency", lambda d: cli_latency_table(d),
+                            plot=False)),
 }
 
 
@@ -597,6 +602,74 @@ def development_table(doc) -> str:
     rows.append(f"| {r['method']} | {r['psnr']:.2f} | {r['ssim_sk']:.3f} | "
                 f"{r['gtm_psnr']:.2f} |")
   return "\n".join(rows)
+
+
+def cli_latency_table(doc) -> str:
+  """What a user waits for (``cli_latency.json``): whole processes, cold
+  and warm, ours beside the official loops, with the ratios."""
+  photos = doc.get("photos", [])
+  sizes = []
+  for r in photos:
+    if (r["width"], r["height"]) not in sizes:
+      sizes.append((r["width"], r["height"]))
+  cases = []
+  for r in photos:
+    if r["case"] not in cases:
+      cases.append(r["case"])
+  at = {(r["case"], r["width"], r["height"]): r for r in photos}
+  lines = ["**Photos**, one JPEG per process, from the command to the file "
+           "written: seconds cold (empty caches) / warm (median of "
+           f"{doc['settings']['repeats']} second runs; one at 10 MP and "
+           "more); the last columns, the warm time of the official loop "
+           "over ours (above 1: ours is faster).", "",
+           "| | " + " | ".join(f"{w}x{h} ({w * h / 1e6:.1f} MP)"
+                                for w, h in sizes) + " |",
+           "|---|" + "---|" * len(sizes)]
+  for c in cases:
+    cells = []
+    for w, h in sizes:
+      r = at.get((c, w, h))
+      cells.append("" if r is None else
+                   f"{r['cold_s']:.1f} / {r['warm_s']:.1f}")
+    lines.append(f"| {c} | " + " | ".join(cells) + " |")
+  for ours, theirs in (("default", "official Zero-DCE"),
+                       ("Zero-DCE++ default", "official Zero-DCE++"),
+                       ("plain", "official Zero-DCE"),
+                       ("Zero-DCE++ plain", "official Zero-DCE++")):
+    cells = []
+    for w, h in sizes:
+      a, b = at.get((ours, w, h)), at.get((theirs, w, h))
+      cells.append("" if a is None or b is None else
+                   f"{b['warm_s'] / a['warm_s']:.2f}x")
+    if any(cells):
+      lines.append(f"| {theirs} / {ours} (warm) | " + " | ".join(cells)
+                   + " |")
+  mem = doc.get("memory_24mp")
+  if mem:
+    lines += ["", f"A {mem['width']}x{mem['height']} photo "
+              f"({mem['width'] * mem['height'] / 1e6:.0f} MP) with the "
+              f"defaults: {mem['wall_s']:.1f} s, peak resident memory "
+              f"{mem['peak_rss_bytes'] / 2**30:.2f} GiB."]
+  vids = doc.get("video")
+  if vids:
+    n = vids[0]["frames"]
+    lines += ["", f"**Video**: a {vids[0]['width']}x{vids[0]['height']} "
+              f"clip of {n} frames (libx264) through the whole command, "
+              "frames per second (cold / warm):", "",
+              "| preset | default | `--plain` | default / plain (warm) |",
+              "|---|---|---|---|"]
+    for preset in dict.fromkeys(v["preset"] for v in vids):
+      d = next(v for v in vids if v["preset"] == preset
+               and v["case"] == "default")
+      pl = next(v for v in vids if v["preset"] == preset
+                and v["case"] == "plain")
+      lines.append(f"| {preset} | {d['fps_cold']:.1f} / {d['fps_warm']:.1f}"
+                   f" | {pl['fps_cold']:.1f} / {pl['fps_warm']:.1f} | "
+                   f"{d['fps_warm'] / pl['fps_warm']:.0%} |")
+  s = doc["settings"]
+  lines += ["", f"Load average before / after the run: {s['load_before']:.2f}"
+            f" / {s['load_after']:.2f}."]
+  return "\n".join(lines)
 
 
 def _lazy(name):
@@ -657,9 +730,25 @@ def _serve_preview(doc):
           f"{r['width']}x{r['height']} photo ({_short_machine(doc)})")
 
 
+def _cli_latency(doc):
+  """The README's one line: the default photo path against the official
+  Zero-DCE script at the largest size, warm."""
+  rows = doc["photos"]
+  big = max(r["megapixels"] for r in rows)
+  at = {r["case"]: r for r in rows if r["megapixels"] == big}
+  ours, off = at["default"], at.get("official Zero-DCE")
+  w, h = ours["width"], ours["height"]
+  text = (f"a {w}x{h} photo ({big:.0f} MP) in {ours['warm_s']:.1f} s "
+          f"({ours['cold_s']:.1f} s the first time)")
+  if off:
+    text += (f", the official Zero-DCE script in {off['warm_s']:.1f} s")
+  return text + f" ({_short_machine(doc)})"
+
+
 # Figures in running text: marker name -> (results JSON stem, text maker).
 INLINE: dict[str, tuple[str, Callable]] = {
     "serve_preview": ("serve", _serve_preview),
+    "cli_latency": ("cli_latency", _cli_latency),
 }
 INLINE_PAGES = ("README.md",)
 _INLINE_RE = re.compile(r"<!-- figure:(\w+) -->(.*?)<!-- /figure -->", re.S)

@@ -32,6 +32,18 @@ def _entries(cache):
       if xla.is_dir() else []
 
 
+def _exported(cache):
+  d = cache / compile_cache.EXPORT_DIR
+  return sorted(d.glob("*.stablehlo")) if d.is_dir() else []
+
+
+def _traced(err):
+  """How many of this package's functions a run traced (JAX_LOG_COMPILES
+  names them; a program loaded from the cache is traced as ``call``)."""
+  return sum(err.count(f"Finished tracing {name} for jit")
+             for name in ("fn", "run", "curve_strip"))
+
+
 def test_second_run_loads_instead_of_compiling(tmp_path):
   cache = tmp_path / "cache"
   err1, out1 = _run(tmp_path, cache, name="a")
@@ -43,6 +55,9 @@ def test_second_run_loads_instead_of_compiling(tmp_path):
   assert hits2 >= hits1 + 3, err2[-2000:]
   assert out2 == out1
   assert _entries(cache) == written  # nothing new to write
+  # nor traced again: the traced programs come from cache/exported
+  assert len(_exported(cache)) >= 3
+  assert _traced(err1) >= 3 and _traced(err2) == 0, err2[-2000:]
 
   # --no-cache: nothing read, nothing written
   fresh = tmp_path / "fresh"
@@ -59,6 +74,9 @@ def test_a_damaged_cache_is_one_warning_and_a_normal_run(tmp_path):
   for p in entries:  # truncated, overwritten: as a crash or a disk leaves
     p.write_bytes(b"not a compiled program" if p != entries[0]
                   else p.read_bytes()[:40])
+  programs = _exported(cache)
+  for p in programs:  # the traced programs too: traced again, rewritten
+    p.write_bytes(p.read_bytes()[:100])
   err, got = _run(tmp_path, cache, name="b")
   lines = [ln for ln in err.splitlines() if "damaged" in ln]
   assert len(lines) == 1 and str(len(entries)) in lines[0], err[-2000:]
@@ -69,6 +87,8 @@ def test_a_damaged_cache_is_one_warning_and_a_normal_run(tmp_path):
   again = _entries(cache)
   assert len(again) >= 3
   assert compile_cache._damaged(str(cache / "xla")) == []
+  assert [p.stat().st_size > 100 for p in _exported(cache)] == [True] * len(
+      programs)
 
 
 def test_an_unusable_cache_folder_is_one_warning(tmp_path):

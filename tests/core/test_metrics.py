@@ -70,3 +70,22 @@ def test_ssim_paper_is_scikit_image_default(pair):
                             data_range=1.0), abs=1e-9)
   with pytest.raises(ValueError, match="win_size"):
     metrics.ssim_paper(a[:5], b[:5])
+
+
+def test_colour_angle_hand_values():
+  grey = np.full((8, 8, 3), 0.3, np.float32)
+  red = np.zeros((8, 8, 3), np.float32)
+  red[..., 0] = 0.5
+  green = np.roll(red, 1, axis=-1)
+  assert float(metrics.colour_angle(grey, 2 * grey)) == pytest.approx(
+      0.0, abs=1e-3)  # brightness does not count
+  assert float(metrics.colour_angle(red, green)) == pytest.approx(90.0)
+  # grey against pure red: arccos(1 / sqrt(3)) = 54.7356 degrees
+  assert float(metrics.colour_angle(grey, red)) == pytest.approx(
+      54.7356, abs=1e-3)
+  # only the means count: a checkerboard of red and green is yellow
+  board = np.where((np.indices((8, 8)).sum(0) % 2 == 0)[..., None], red,
+                   green)
+  yellow = (red + green) / 2
+  assert float(metrics.colour_angle(board, yellow)) == pytest.approx(
+      0.0, abs=1e-3)

@@ -282,7 +282,7 @@ def test_quality_merge_replaces_one_models_rows_in_place():
   rows = lambda tag, *models: {f"{m} | {mode}": {"psnr": tag}  # noqa: E731
                                for m in models for mode in ("plain", "x")}
   old = {"machine": m_old, "settings": {"every": 2}, "counts": {
-      "paired": 50, "exposure_caps": 25}, "exposure_caps": {"2": 1},
+      "paired": 50}, "by_hand": {"reachable": 1},
          **{s: rows(1, "a", "pp", "official") for s in quality.SECTIONS}}
   new = {"machine": m_new, "settings": {"every": 2}, "counts": {"paired": 50},
          **{s: rows(2, "pp") for s in quality.SECTIONS}}
@@ -290,7 +290,7 @@ def test_quality_merge_replaces_one_models_rows_in_place():
   for s in quality.SECTIONS:
     assert list(out[s]) == list(old[s])  # the old order
     assert [r["psnr"] for r in out[s].values()] == [1, 1, 2, 2, 1, 1]
-  assert out["exposure_caps"] == {"2": 1}
+  assert out["by_hand"] == {"reachable": 1}  # the main model's, kept
   assert out["counts"] == old["counts"]
   assert out["runs"] == {"a": m_old, "official": m_old, "pp": m_new}
   with pytest.raises(SystemExit, match="settings differ"):

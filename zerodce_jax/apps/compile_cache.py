@@ -8,6 +8,12 @@ on disk, keyed by the program, the JAX version and the device, so the next
 run of ``zerodce enhance`` (or ``eval``, ``serve``, an ``Enhancer``) skips
 compiling them.
 
+* **Traced programs too** (``exported``): what a warm run would still do
+  is trace the Python functions to find XLA's key; their traced programs
+  are kept as ``jax.export`` artifacts (serialized StableHLO: data, not
+  code) in ``cache_dir()/exported``, keyed by the package's source, the
+  JAX version, the backend, ``zerodce_jax.core``'s constants and the
+  argument shapes, so a warm run neither traces nor compiles.
 * **Where**: ``cache_dir()/xla``, next to the memory probe:
   ``$ZERODCE_CACHE_DIR``, else ``$XDG_CACHE_HOME/zerodce-jax``, else
   ``~/.cache/zerodce-jax``.
@@ -27,7 +33,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["cache_dir", "enable", "DEFAULT_MAX_BYTES", "NO_CACHE_ENV"]
+__all__ = ["cache_dir", "enable", "exported", "DEFAULT_MAX_BYTES",
+           "NO_CACHE_ENV", "EXPORT_DIR"]
 
 DEFAULT_MAX_BYTES = 512 * 2**20
 NO_CACHE_ENV = "ZERODCE_NO_CACHE"
@@ -128,3 +135,107 @@ def enable(path: str | None = None, *, warn=None) -> str | None:
     pass
   _enabled = path
   return path
+
+
+# --------------------------------------------------- traced programs --
+# XLA's cache saves compiling; what is left of a warm run is tracing the
+# Python functions again to find the cache key. `exported` keeps the traced
+# program too (jax.export's serialized StableHLO: data, never code), so a
+# warm run deserializes it instead of tracing.
+EXPORT_DIR = "exported"
+_fingerprint: str | None = None
+
+
+def _code_fingerprint() -> str:
+  """The JAX version, backend and this package's source: what a traced
+  program depends on besides its key."""
+  global _fingerprint
+  if _fingerprint is None:
+    import hashlib  # noqa: PLC0415
+    import jax  # noqa: PLC0415
+    h = hashlib.sha256(f"{jax.__version__} {jax.default_backend()} "
+                       f"{jax.devices()[0].device_kind}".encode())
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for d, dirs, files in sorted(os.walk(root)):
+      dirs.sort()
+      for name in sorted(files):
+        if name.endswith(".py"):
+          with open(os.path.join(d, name), "rb") as f:
+            h.update(name.encode() + f.read())
+    _fingerprint = h.hexdigest()
+  return _fingerprint
+
+
+def _constants() -> str:
+  """The module-level constants of ``zerodce_jax.core`` as they are now
+  (a research script may set one, e.g. ``denoise.K_BLOTCH``: the traced
+  programs depend on them)."""
+  out = []
+  for name, mod in sorted(sys.modules.items()):
+    if not name.startswith("zerodce_jax.core.") or mod is None:
+      continue
+    for k, v in sorted(vars(mod).items()):
+      if k.isupper() and isinstance(v, (int, float, str, bool, tuple)):
+        out.append(f"{name}.{k}={v!r}")
+  return "\n".join(out)
+
+
+def exported(fn, key):
+  """``jax.jit(fn)`` whose traced program is kept on disk per argument
+  shapes (``cache_dir()/exported``) when the cache is on: a warm process
+  loads it instead of tracing ``fn``. ``key`` must say everything ``fn``
+  closes over (its static settings); the package's source, the JAX
+  version, the backend and ``zerodce_jax.core``'s constants are added here.
+  A damaged entry is removed and traced again; with the cache off this is
+  ``jax.jit(fn)``."""
+  import jax  # noqa: PLC0415
+  jitted = jax.jit(fn)
+  if _enabled is None:
+    return jitted
+  folder = os.path.join(os.path.dirname(_enabled), EXPORT_DIR)
+  loaded: dict = {}
+
+  def call(*args):
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    sig = (str(tree), tuple((tuple(x.shape), str(x.dtype)) for x in leaves))
+    f = loaded.get(sig)
+    if f is None:
+      f = loaded[sig] = _load_or_export(jitted, args, folder,
+                                        repr((key, sig)))
+    return f(*args)
+  return call
+
+
+def _load_or_export(jitted, args, folder, what):
+  import hashlib  # noqa: PLC0415
+  import tempfile  # noqa: PLC0415
+  import jax  # noqa: PLC0415
+  from jax import export  # noqa: PLC0415
+  name = hashlib.sha256(f"{_code_fingerprint()}\n{_constants()}\n{what}"
+                        .encode()).hexdigest()
+  path = os.path.join(folder, name + ".stablehlo")
+  try:
+    with open(path, "rb") as f:
+      exp = export.deserialize(bytearray(f.read()))
+    return jax.jit(exp.call)
+  except FileNotFoundError:
+    pass
+  except Exception:  # noqa: BLE001 - damaged: traced again, rewritten
+    try:
+      os.remove(path)
+    except OSError:
+      pass
+  try:
+    exp = export.export(jitted, platforms=[jax.default_backend()])(*args)
+    data = exp.serialize()
+  except Exception:  # noqa: BLE001 - not exportable: the plain jit
+    return jitted
+  try:
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except OSError:
+    pass  # read-only or full: this run still uses it
+  return jax.jit(exp.call)

@@ -78,7 +78,9 @@ def _check_ssim(ssim: str) -> None:
 def paired_row(name: str, low: np.ndarray, out: np.ndarray,
                high: np.ndarray, *, ssim: str = "both") -> dict:
   """One image's paired figures: ``psnr``, ``ssim`` (Gaussian) and/or
-  ``ssim_paper`` (as ``ssim`` says), ``mae`` and brightness in/out."""
+  ``ssim_paper`` (as ``ssim`` says), ``mae``, ``colour_angle`` (degrees
+  between the mean colours of output and reference) and brightness
+  in/out."""
   _check_ssim(ssim)
   row = {"image": name, "psnr": float(metrics.psnr(out, high))}
   if ssim in ("gaussian", "both"):
@@ -86,6 +88,7 @@ def paired_row(name: str, low: np.ndarray, out: np.ndarray,
   if ssim in ("paper", "both"):
     row["ssim_paper"] = float(metrics.ssim_paper(out, high))
   row.update({"mae": float(metrics.mae_255(out, high)),
+              "colour_angle": float(metrics.colour_angle(out, high)),
               "brightness_in": float(metrics.brightness(low)),
               "brightness_out": float(metrics.brightness(out))})
   return row

@@ -18,17 +18,23 @@ __all__ = ["checked_images", "Tile", "halo_tiles"]
 
 
 def checked_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
-  """RGB float images ``[H, W, 3]`` as float32 clipped to [0, 1].
+  """RGB float images ``[H, W, 3]`` as float32 clipped to [0, 1] (an image
+  that already is one is returned as it is, not copied: a 24 MP photo
+  checked again costs no memory).
 
   Raises:
     ValueError: a wrong shape, or NaN/infinite values.
   """
+  out = []
   for im in images:
     if im.ndim != 3 or im.shape[-1] != 3:
       raise ValueError(f"expected [H, W, 3] images, got {im.shape}")
     if not np.all(np.isfinite(im)):
       raise ValueError("image holds NaN or infinite values")
-  return [np.clip(np.asarray(im, np.float32), 0, 1) for im in images]
+    if not (im.dtype == np.float32 and im.min() >= 0 and im.max() <= 1):
+      im = np.clip(np.asarray(im, np.float32), 0, 1)
+    out.append(im)
+  return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,15 +9,21 @@ is signal dependent (photon shot noise plus read noise),
 
 * the image is taken to an orthonormal opponent colour space (one luma, two
   chroma channels: white RGB noise stays white with the same sigma);
-* luma: a self-guided filter (He et al., TPAMI 2013) whose regulariser is
-  the local noise variance, ``eps = (k_l sigma)^2``: structure whose local
-  variance is well above the noise is kept, flat noise is averaged;
-* chroma (where the noise of dark regions is most visible): a wider guided
-  filter, guided by the filtered luma, ``eps = (k_c sigma)^2``;
-* the noise is estimated at a 2x2-binned scale: photos' noise is spatially
-  correlated (demosaicking, JPEG), and the pixel-scale residual sees only
-  its finest part, while the filters' windows remove the rest too;
-* ``amount`` in [0, 1] scales ``k_l`` and ``k_c`` (0: nothing is changed).
+* luma, fine grain: a self-guided filter (He et al., TPAMI 2013) whose
+  regulariser is the local noise variance, ``eps = (K_LUMA sigma)^2``;
+  then the texture it took is put back where the residual's local energy
+  stands well above the noise (``K_DETAIL``): noise is removed, texture
+  kept;
+* luma, 2-8 px blotches (what JPEG blocks and correlated noise leave): the
+  same filter on 2x2 block means (``K_BLOTCH``), its change up-sampled;
+* chroma (where the noise of dark photos is most visible, and JPEG keeps
+  it at half resolution anyway): self-guided at half resolution
+  (``K_CHROMA``), the finer chroma kept where it stands above the noise
+  (colour detail) and ``CHROMA_FINE`` of it elsewhere;
+* the noise is estimated at a 2x2-binned scale too (photos' noise is
+  spatially correlated: demosaicking, JPEG), and noise below
+  ``NOISE_VISIBLE`` (under a grey level) is left alone;
+* ``amount`` in [0, 1] scales every ``k`` (0: nothing is changed).
 
 Every window sum is a sum of shifted copies (no cumulative sums), and every
 mean is taken over the valid pixels of a ``mask``: a padded canvas, a halo
@@ -53,7 +59,7 @@ K_LUMA = 3.0
 K_DETAIL = 1.5
 K_BLOTCH = 2.0
 K_CHROMA = 3.0
-CHROMA_FINE = 0.3
+CHROMA_FINE = 0.0
 LUMA_RADIUS = 2
 CHROMA_RADIUS = 2
 LOW_RADIUS = 2

@@ -80,17 +80,25 @@ def guided_filter(guide: jax.Array, src: jax.Array, eps: jax.Array, *,
     eps: ``[..., H, W]`` regulariser (a noise variance).
     radius, mask: as for ``box_mean``.
   """
+  box = _box_of(mask, radius)
+  a, b = _coefficients(guide, src, box(eps), box)
+  return box(a) * guide + box(b)
+
+
+def _box_of(mask: jax.Array, radius: int):
+  """``box_mean`` over ``mask``'s valid pixels, the counts computed once."""
   count = window_sum(mask, radius)
+  return lambda v: box_mean(v, radius=radius, mask=mask, count=count)
 
-  def box(v):
-    return box_mean(v, radius=radius, mask=mask, count=count)
 
+def _coefficients(guide, src, eps, box):
+  """The guided filter's per-window ``(a, b)`` of ``src ~ a guide + b``
+  with regulariser ``eps`` (already window-averaged where it varies)."""
   mi, mp = box(guide), box(src)
   cov = box(guide * src) - mi * mp
   var = box(guide * guide) - mi * mi
-  a = cov / (var + box(eps) + EPS_FLOOR)
-  b = mp - a * mi
-  return box(a) * guide + box(b)
+  a = cov / (var + eps + EPS_FLOOR)
+  return a, mp - a * mi
 
 
 def down(x: jax.Array, mask: jax.Array, f: int
@@ -217,14 +225,6 @@ def guided_upsample(guide: jax.Array, low: jax.Array, *, factor: int,
   g_low, m_low = down(guide, mask, factor)
   if low_mask is not None:
     m_low = m_low * low_mask
-  count = window_sum(m_low, radius)
-
-  def box(v):
-    return box_mean(v, radius=radius, mask=m_low, count=count)
-
-  mi, mp = box(g_low), box(low)
-  cov = box(g_low * low) - mi * mp
-  var = box(g_low * g_low) - mi * mi
-  a = cov / (var + eps + EPS_FLOOR)
-  b = mp - a * mi
+  box = _box_of(m_low, radius)
+  a, b = _coefficients(g_low, low, eps, box)
   return up(box(a), m_low, factor) * guide + up(box(b), m_low, factor)

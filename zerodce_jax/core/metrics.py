@@ -121,6 +121,20 @@ def mae_255(a, b) -> np.ndarray:
   return np.mean(np.abs(a - b), axis=(-3, -2, -1)) * 255.0
 
 
+def colour_angle(a, b) -> np.ndarray:
+  """Degrees between the mean colours of ``a`` and ``b`` ``[..., H, W, 3]``:
+
+  .. math:: \\arccos \\frac{\\bar a \\cdot \\bar b}{|\\bar a|\\,|\\bar b|}
+
+  (0: the same cast; brightness does not count).
+  """
+  ma = np.mean(np.asarray(a, np.float64), axis=(-3, -2))
+  mb = np.mean(np.asarray(b, np.float64), axis=(-3, -2))
+  cos = np.sum(ma * mb, -1) / (np.linalg.norm(ma, axis=-1)
+                               * np.linalg.norm(mb, axis=-1) + 1e-12)
+  return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
 def brightness(a) -> np.ndarray:
   """Mean intensity in [0, 1]."""
   return np.mean(np.asarray(a, np.float64), axis=(-3, -2, -1))

@@ -17,7 +17,8 @@ resolution and at 2x2 blocks). Then
 
 The maps come in at the image's resolution; ``maps_from_low`` brings a
 Zero-DCE map stack estimated at ``1/factor`` of it up to full resolution
-along the image's edges (``core.guided.guided_upsample``).
+(linearly, the default photo path; or along the image's edges,
+``core.guided.guided_upsample``).
 """
 
 from __future__ import annotations
