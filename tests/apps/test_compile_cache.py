@@ -97,3 +97,41 @@ def test_an_unusable_cache_folder_is_one_warning(tmp_path):
   err, _ = _run(tmp_path, blocker, name="a")
   lines = [ln for ln in err.splitlines() if "compilation cache is off" in ln]
   assert len(lines) == 1, err[-2000:]
+
+
+def test_exported_programs_are_keyed_by_shapes_and_core_constants(
+    tmp_path, monkeypatch):
+  """A traced program is loaded, not traced, by a fresh callable with the
+  same key, shapes and constants; a core constant set by a script (as the
+  quality benchmark's blotch sweep does) or a new shape traces anew."""
+  import jax.numpy as jnp
+
+  from zerodce_jax.core import denoise
+  monkeypatch.setattr(compile_cache, "_enabled", str(tmp_path / "xla"))
+  traced = []
+
+  def exported(key):  # a new closure each time, as Enhancer's builders
+    def f(x):
+      traced.append(x.shape)
+      return x * denoise.K_BLOTCH
+    return compile_cache.exported(f, key)
+
+  def programs():
+    return sorted((tmp_path / compile_cache.EXPORT_DIR).glob("*.stablehlo"))
+
+  k = denoise.K_BLOTCH
+  assert float(exported("k")(jnp.ones(3))[0]) == k
+  assert len(traced) == 1 and len(programs()) == 1
+  # a new process would build a new callable: it loads, nothing is traced
+  assert float(exported("k")(jnp.ones(3))[0]) == k
+  assert len(traced) == 1
+  monkeypatch.setattr(denoise, "K_BLOTCH", k + 3)
+  assert float(exported("k")(jnp.ones(3))[0]) == k + 3
+  assert len(traced) == 2 and len(programs()) == 2
+  assert exported("k")(jnp.ones(4)).shape == (4,)
+  assert len(traced) == 3 and len(programs()) == 3
+  # a damaged program is traced again and rewritten, not a crash
+  for p in programs():
+    p.write_bytes(b"\0" * 10)
+  assert float(exported("k")(jnp.ones(4))[0]) == k + 3
+  assert len(traced) == 4

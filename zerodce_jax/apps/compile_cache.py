@@ -171,7 +171,13 @@ def _constants() -> str:
   (a research script may set one, e.g. ``denoise.K_BLOTCH``: the traced
   programs depend on them)."""
   out = []
-  for name, mod in sorted(sys.modules.items()):
+  while True:  # another thread may import meanwhile: copy, else retry
+    try:
+      modules = sorted(dict(sys.modules).items())
+      break
+    except RuntimeError:
+      continue
+  for name, mod in modules:
     if not name.startswith("zerodce_jax.core.") or mod is None:
       continue
     for k, v in sorted(vars(mod).items()):
