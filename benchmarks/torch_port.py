@@ -33,6 +33,7 @@ The official training script's semantics (SPEC section 6), as
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, Callable, Iterator, Sequence
@@ -346,6 +347,21 @@ class OfficialTrainer:
     self.optimizer.load_state_dict(sd["optimizer"])
 
 
+def _flushing_denormals(fn):
+  """``fn`` with torch flushing denormals (the official weights' speed on a
+  CPU), switched back off after: the flag is the process's, and the next
+  test or benchmark in it must not inherit it."""
+  @functools.wraps(fn)
+  def run(*args, **kwargs):
+    torch.set_flush_denormal(True)
+    try:
+      return fn(*args, **kwargs)
+    finally:
+      torch.set_flush_denormal(False)
+  return run
+
+
+@_flushing_denormals
 def train_official(images: np.ndarray, workdir: str, *,
                    arch: str = "zerodce", seed: int = 0, num_steps: int,
                    batch_size: int = 8, tv_weight: float | None = None,
@@ -385,7 +401,6 @@ def train_official(images: np.ndarray, workdir: str, *,
   tv_weight = recipe["tv_weight"] if tv_weight is None else tv_weight
   if threads:
     torch.set_num_threads(threads)
-  torch.set_flush_denormal(True)
   os.makedirs(workdir, exist_ok=True)
   net = make_official_net(arch, seed=seed, init=init)
   fmt = torch.channels_last if channels_last else torch.contiguous_format
