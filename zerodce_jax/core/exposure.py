@@ -58,11 +58,12 @@ __all__ = ["brightness_grid", "strength_for", "coarse_strengths",
            "COARSE_STRENGTHS", "MAX_STRENGTH", "FINE_POINTS", "SceneRule",
            "curve_statistics", "plan_strengths", "plan_strengths_grid"]
 
-# The most an exposure may raise the curves: twice the model's maps. Further,
-# the noise gain outgrows what denoising can take, and night scenes, whose
-# dark sky is most of the picture, are turned into day to reach a fixed mean
-# (docs: "Better than the paper", where the cap was chosen). A `--strength`
-# given by hand may go further (apps.quality.MAX_STRENGTH).
+# The most the automatic rules may raise the curves: twice the model's
+# maps. Further, the noise gain outgrows what denoising can take, and night
+# scenes, whose dark sky is most of the picture, are turned into day (a cap
+# study on the LOL pairs chose it for the fixed-mean rule; docs: "Better than
+# the paper"). A `--strength` or an `--exposure E` given by hand may go to
+# apps.quality.MAX_STRENGTH.
 MAX_STRENGTH = 2.0
 
 
