@@ -130,8 +130,13 @@ def test_exported_programs_are_keyed_by_shapes_and_core_constants(
   assert len(traced) == 2 and len(programs()) == 2
   assert exported("k")(jnp.ones(4)).shape == (4,)
   assert len(traced) == 3 and len(programs()) == 3
-  # a damaged program is traced again and rewritten, not a crash
+  # a foreign program (another shape's, under this one's name) and a
+  # damaged one are traced again and rewritten, not a crash
+  by_time = sorted(programs(), key=lambda p: p.stat().st_mtime_ns)
+  by_time[-1].write_bytes(by_time[0].read_bytes())  # the (3,) program
+  assert float(exported("k")(jnp.ones(4))[0]) == k + 3
+  assert len(traced) == 4
   for p in programs():
     p.write_bytes(b"\0" * 10)
   assert float(exported("k")(jnp.ones(4))[0]) == k + 3
-  assert len(traced) == 4
+  assert len(traced) == 5

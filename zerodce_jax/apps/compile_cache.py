@@ -223,6 +223,10 @@ def _load_or_export(jitted, args, folder, what):
   try:
     with open(path, "rb") as f:
       exp = export.deserialize(bytearray(f.read()))
+    leaves = jax.tree_util.tree_leaves(args)
+    if [(a.shape, a.dtype) for a in exp.in_avals] != [
+        (tuple(x.shape), x.dtype) for x in leaves]:
+      raise ValueError("a foreign program")  # another key's: traced again
     return jax.jit(exp.call)
   except FileNotFoundError:
     pass
